@@ -1,0 +1,108 @@
+# phonehome: build, test, lint, sanitize, bench, run, install.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+LUA     ?= lua5.4
+BUILD   ?= build
+
+PKGS     = lua5.4 libuv uuid
+CMODDIR := $(shell pkg-config --variable=INSTALL_CMOD lua5.4 2>/dev/null)
+WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wwrite-strings
+OPT     ?= -O2 -g
+CFLAGS  += $(OPT) $(WARN) -fPIC -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+           -DPHONEHOME_DATADIR='"$(PREFIX)/share/phonehome"' \
+           -DPHONEHOME_CMODDIR='"$(CMODDIR)"'
+LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+MODLIBS  = $(shell pkg-config --libs libuv uuid 2>/dev/null)
+
+CORE_SRC = runtime/core.c runtime/probe.c runtime/host.c runtime/store.c
+CORE_OBJ = $(CORE_SRC:runtime/%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ = $(BUILD)/obj/main.o
+BIN      = $(BUILD)/phonehome
+MODULE   = $(BUILD)/lib/phonehome/core.so
+
+# Debian packages the build, the tests and the tools need.
+DEBS = make gcc pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check \
+       libuv1-dev libcurl4-openssl-dev uuid-dev cppcheck
+DEPS_STAMP = $(BUILD)/.deps
+
+BUSTED = $(LUA) /usr/bin/busted
+Q = @
+ifeq ($(V),1)
+Q =
+endif
+
+.PHONY: all deps run test spec lint sanitize bench install clean
+
+all: $(DEPS_STAMP) $(BIN) $(MODULE)
+
+# Installs whatever Debian package is missing, as root or through sudo.
+$(DEPS_STAMP): Makefile
+	$(Q)missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	    | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "APT $$missing"; \
+	    if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	    $$sudo apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
+	        $$missing >/dev/null || exit 1; \
+	fi
+	$(Q)mkdir -p $(BUILD) && touch $@
+
+# After the stamp, so that pkg-config flags are read once the -dev packages exist.
+$(BUILD)/obj/%.o: runtime/%.c runtime/phonehome.h | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "CC $<"
+	$(Q)$(CC) $(CFLAGS) $(shell pkg-config --cflags $(PKGS)) -c -o $@ $<
+
+$(BIN): $(MAIN_OBJ) $(CORE_OBJ)
+	@echo "LD $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs $(PKGS)) -lm
+
+# The same core as a loadable module, for the specs; the interpreter supplies Lua.
+$(MODULE): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "LD $@"
+	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libuv uuid)
+
+run: all
+	$(Q)for p in $$($(BIN) list); do echo "== $$p"; $(BIN) show $$p || exit 1; done
+
+spec: all
+	$(Q)PHONEHOME_BUILD=$(BUILD) $(BUSTED) $(SPEC_ARGS)
+
+test: all lint
+	$(Q)PHONEHOME_BUILD=$(BUILD) $(BUSTED) $(SPEC_ARGS)
+
+lint: $(DEPS_STAMP)
+	@echo "LUACHECK lib scripts spec bench"
+	$(Q)luacheck -q lib scripts spec bench
+	@echo "CPPCHECK runtime"
+	$(Q)cppcheck -q --error-exitcode=1 --enable=warning,performance,portability \
+	    --std=c11 --inline-suppr runtime
+
+# The whole spec suite against an AddressSanitizer + UBSan build. The module runs inside
+# the stock interpreter, so the sanitizer runtime is preloaded into it.
+SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+sanitize: $(DEPS_STAMP)
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/sanitize OPT="-O1 -g $(SAN)" \
+	    LDFLAGS="$(SAN)" $(BUILD)/sanitize/phonehome $(BUILD)/sanitize/lib/phonehome/core.so
+	$(Q)PHONEHOME_BUILD=$(BUILD)/sanitize \
+	    LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    PHONEHOME_ASAN_OPTIONS=detect_leaks=1 \
+	    $(BUSTED) $(SPEC_ARGS)
+
+bench: all
+	$(Q)$(LUA) bench/show.lua $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/phonehome/lib/phonehome \
+	    $(DESTDIR)$(PREFIX)/share/phonehome/scripts
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/phonehome
+	install -m 0644 lib/phonehome/*.lua $(DESTDIR)$(PREFIX)/share/phonehome/lib/phonehome
+	install -m 0644 scripts/*.lua $(DESTDIR)$(PREFIX)/share/phonehome/scripts
+
+clean:
+	rm -rf $(BUILD)/obj $(BUILD)/lib $(BUILD)/sanitize $(BIN)

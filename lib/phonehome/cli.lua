@@ -1,0 +1,260 @@
+-- The command line: parses arguments and runs show, docs and check.
+-- Exit codes: 0 success, 1 a failure the message explains, 2 bad usage.
+local core = require("phonehome.core")
+local product = require("phonehome.product")
+local settings = require("phonehome.settings")
+local datadir = require("phonehome.datadir")
+local docs = require("phonehome.docs")
+local log = require("phonehome.log")
+
+local M = {}
+
+M.usage = [[
+Usage: phonehome COMMAND [ARGS] [OPTIONS]
+
+Runs products' anonymous usage statistics ("phone home" reports), each defined by
+one Lua script.
+
+Commands:
+  show PRODUCT       build one report now from real probes and print it as JSON;
+                     nothing is sent
+  docs PRODUCT       print the product's fields, schedule, endpoint, opt-out
+                     switches and disclosure as Markdown
+  check [FILE...]    load and validate scripts (all of --scripts by default),
+                     including one dry build; prints file:line for each problem
+
+Options:
+  --scripts DIR      product scripts (default: the bundled scripts/)
+  --data-dir DIR     where instance ids are kept (default: $STATE_DIRECTORY,
+                     /var/lib/phonehome as root, else $XDG_STATE_HOME/phonehome)
+  --set P.KEY=VALUE  set a product's setting (repeatable; wins over --config)
+  --config FILE      a Lua file of settings: return { product = { key = value } }
+  --pid N            the product's server process, described by process probes
+  --pidfile FILE     the same, read from a pid file
+  -h, --help         print this help and exit
+  -V, --version      print the version and exit
+
+Exit status: 0 success, 1 failure (the message says why), 2 bad usage.
+]]
+
+-- Options each command accepts; the value says whether the option takes an argument.
+local common = { scripts = true, set = true, config = true, ["data-dir"] = true }
+local commands = {
+    show = { args = "one", options = { pid = true, pidfile = true } },
+    docs = { args = "one", options = {} },
+    check = { args = "any", options = { pid = true, pidfile = true } },
+}
+
+local function usage_error(msg)
+    io.stderr:write("phonehome: ", msg, "\n\n", M.usage)
+    return 2
+end
+
+local function fail(msg)
+    io.stderr:write("phonehome: ", msg, "\n")
+    return 1
+end
+
+-- parse(argv) -> { command, args, options } or nil, message.
+function M.parse(argv)
+    local out = { args = {}, options = { set = {} } }
+    local i = 1
+    while i <= #argv do
+        local a = argv[i]
+        if a == "-h" or a == "--help" then
+            out.help = true
+        elseif a == "-V" or a == "--version" then
+            out.version = true
+        elseif a:sub(1, 2) == "--" then
+            local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
+            name = name or a:sub(3)
+            local spec = out.command and commands[out.command]
+            if not common[name] and not (spec and spec.options[name]) then
+                return nil, "unknown option '" .. a .. "'" .. (out.command and (" for " .. out.command) or "")
+            end
+            if value == nil then
+                i = i + 1
+                value = argv[i]
+                if value == nil then return nil, "option --" .. name .. " needs a value" end
+            end
+            if name == "set" then
+                out.options.set[#out.options.set + 1] = value
+            else
+                out.options[name] = value
+            end
+        elseif a:sub(1, 1) == "-" and a ~= "-" then
+            return nil, "unknown option '" .. a .. "'"
+        elseif not out.command then
+            if not commands[a] then return nil, "unknown command '" .. a .. "'" end
+            out.command = a
+        else
+            out.args[#out.args + 1] = a
+        end
+        i = i + 1
+    end
+    if out.help or out.version then return out end
+    if not out.command then return nil, "no command given" end
+    local spec = commands[out.command]
+    if spec.args == "one" and #out.args ~= 1 then
+        return nil, out.command .. " takes exactly one PRODUCT"
+    end
+    return out
+end
+
+local function scripts_dir(ctx)
+    return ctx.options.scripts or (ctx.home .. "/scripts")
+end
+
+local function product_names(dir)
+    local names = {}
+    for _, f in ipairs(core.listdir(dir) or {}) do
+        local n = f:match("^([%w_%-]+)%.lua$")
+        if n then names[#names + 1] = n end
+    end
+    table.sort(names)
+    return names
+end
+
+-- Settings from --set and --config, checked for products that do not exist.
+local function gather_settings(ctx)
+    local from_set, err = settings.parse_set(ctx.options.set)
+    if not from_set then return nil, err end
+    local from_config = {}
+    if ctx.options.config then
+        from_config, err = product.read_data(ctx.options.config)
+        if not from_config then return nil, err end
+    end
+    local known = {}
+    for _, n in ipairs(product_names(scripts_dir(ctx))) do known[n] = true end
+    for name in pairs(from_set) do
+        if not known[name] then return nil, "--set: unknown product '" .. name .. "'" end
+    end
+    for name, t in pairs(from_config) do
+        if not known[name] then return nil, "--config: unknown product '" .. tostring(name) .. "'" end
+        if type(t) ~= "table" then return nil, "--config: " .. name .. " must be a table of settings" end
+    end
+    ctx.from_set, ctx.from_config = from_set, from_config
+    return true
+end
+
+-- The target process: --pid, --pidfile, or nil for phonehome itself.
+local function target_pid(ctx)
+    local pid = ctx.options.pid
+    if ctx.options.pidfile then
+        local text, err = core.readfile(ctx.options.pidfile)
+        if not text then return nil, err end
+        pid = text:match("^%s*(%d+)%s*$")
+        if not pid then return nil, ctx.options.pidfile .. ": does not hold a process id" end
+    end
+    if pid == nil then return 0 end
+    local n = math.tointeger(tonumber(pid))
+    if not n or n <= 0 then return nil, "--pid: not a process id: " .. tostring(pid) end
+    local ok, err = core.process(n)
+    if not ok then return nil, err end
+    return n
+end
+
+local function open_product(ctx, name)
+    local path = scripts_dir(ctx) .. "/" .. name .. ".lua"
+    if not core.exists(path) then
+        local known = product_names(scripts_dir(ctx))
+        return nil, { string.format("unknown product '%s' (in %s: %s)", name, scripts_dir(ctx),
+            #known > 0 and table.concat(known, ", ") or "none") }
+    end
+    return product.open(path)
+end
+
+-- Builds a product's report once with the command line's settings.
+local function build_once(ctx, p, pid)
+    local typed, err = settings.resolve(p.def, ctx.from_set[p.name], ctx.from_config[p.name])
+    if not typed then return nil, { err } end
+    local dir = ctx.options["data-dir"] or datadir.default()
+    local json, problems = p:build({
+        settings = typed, pid = pid, session_id = ctx.session_id,
+        instance_id = datadir.instance_id(dir, p.def),
+    })
+    if json then
+        for _, w in ipairs(problems) do log.warn({ product = p.name, msg = w }) end
+    end
+    return json, problems
+end
+
+local run = {}
+
+function run.show(ctx)
+    local ok, err = gather_settings(ctx)
+    if not ok then return fail(err) end
+    local pid
+    pid, err = target_pid(ctx)
+    if not pid then return fail(err) end
+    local p, problems = open_product(ctx, ctx.args[1])
+    if not p then return fail(table.concat(problems, "\n")) end
+    local json
+    json, problems = build_once(ctx, p, pid)
+    p:close()
+    if not json then
+        for _, e in ipairs(problems) do io.stderr:write("phonehome: ", p.name, ": ", e, "\n") end
+        return 1
+    end
+    io.stdout:write(json, "\n")
+    return 0
+end
+
+function run.docs(ctx)
+    local p, problems = open_product(ctx, ctx.args[1])
+    if not p then return fail(table.concat(problems, "\n")) end
+    io.stdout:write(docs.render(p.def))
+    p:close()
+    return 0
+end
+
+function run.check(ctx)
+    local ok, err = gather_settings(ctx)
+    if not ok then return fail(err) end
+    local pid
+    pid, err = target_pid(ctx)
+    if not pid then return fail(err) end
+    local files = ctx.args
+    if #files == 0 then
+        for _, n in ipairs(product_names(scripts_dir(ctx))) do
+            files[#files + 1] = scripts_dir(ctx) .. "/" .. n .. ".lua"
+        end
+        if #files == 0 then return fail("no scripts in " .. scripts_dir(ctx)) end
+    end
+    local bad = 0
+    for _, path in ipairs(files) do
+        local p, problems = product.open(path)
+        if p then
+            local json
+            json, problems = build_once(ctx, p, pid)
+            p:close()
+            if json then problems = nil end
+        end
+        if problems then
+            bad = bad + 1
+            for _, e in ipairs(problems) do io.stderr:write(e, "\n") end
+        else
+            io.stdout:write(path, ": ok\n")
+        end
+    end
+    return bad > 0 and 1 or 0
+end
+
+-- main(argv, home) -> exit code.
+function M.main(argv, home)
+    local ctx, err = M.parse(argv)
+    if not ctx then return usage_error(err) end
+    if ctx.help then
+        io.stdout:write(M.usage)
+        return 0
+    end
+    if ctx.version then
+        io.stdout:write("phonehome ", core.version, "\n")
+        return 0
+    end
+    ctx.home = home
+    ctx.session_id = core.uuid()
+    return run[ctx.command](ctx)
+end
+
+return M

@@ -1,0 +1,312 @@
+-- A product's report definition: checks every part of what a script returns and
+-- normalises it (durations in ms, settings by name), collecting every problem.
+local schema = require("phonehome.schema")
+local duration = require("phonehome.duration")
+
+local M = {}
+
+local top_keys = {
+    name = true, description = true, version = true, endpoint = true, method = true,
+    format = true, canonical = true, schedule = true, optout = true, disclosure = true,
+    settings = true, fields = true, identity = true,
+}
+local schedule_keys = { first = true, interval = true, jitter = true, anchor = true,
+                        at_start = true, send_delay = true }
+local optout_keys = { default = true, env = true, settings = true, flags = true,
+                      build_when_off = true }
+local setting_keys = { name = true, type = true, default = true, description = true }
+M.setting_types = { string = true, int = true, number = true, bool = true,
+                    array = true, map = true }
+
+-- Checks a plain value against a setting type.
+function M.setting_value_ok(stype, v)
+    if stype == "int" then return math.type(v) == "integer" end
+    if stype == "number" then return type(v) == "number" end
+    if stype == "bool" then return type(v) == "boolean" end
+    if stype == "string" then return type(v) == "string" end
+    return type(v) == "table"
+end
+
+local function is_list_of(t, kind)
+    if type(t) ~= "table" then return false end
+    for _, v in pairs(t) do
+        if type(v) ~= kind then return false end
+    end
+    return true
+end
+
+-- check(def, problem, linedefined) -> def normalised. problem(where, message) gets a
+-- path such as "schedule.first" or "fields.instance.uuid" for each problem.
+function M.check(def, problem)
+    if type(def) ~= "table" then
+        problem("", "the script must return a definition table, got " .. type(def))
+        return nil
+    end
+    for k in pairs(def) do
+        if not top_keys[k] then problem(tostring(k), "unknown key '" .. tostring(k) .. "'") end
+    end
+    for _, k in ipairs({ "name", "description", "endpoint" }) do
+        if type(def[k]) ~= "string" or def[k] == "" then
+            problem(k, "'" .. k .. "' must be a non-empty string")
+        end
+    end
+    if type(def.name) == "string" and not def.name:match("^[%l%d_%-]+$") then
+        problem("name", "name must be lower-case letters, digits, - and _")
+    end
+    if type(def.endpoint) == "string" and not def.endpoint:match("^https?://[^/%s]+") then
+        problem("endpoint", "endpoint must be an http:// or https:// URL")
+    end
+    def.method = def.method or "POST"
+    if def.method ~= "POST" and def.method ~= "PUT" then
+        problem("method", "method must be \"POST\" or \"PUT\"")
+    end
+    def.format = def.format or "json"
+    if def.format ~= "json" and def.format ~= "ga4" then
+        problem("format", "format must be \"json\" or \"ga4\"")
+    end
+    if def.canonical ~= nil and type(def.canonical) ~= "boolean" then
+        problem("canonical", "canonical must be a boolean")
+    end
+    if def.version ~= nil and type(def.version) ~= "string" then
+        problem("version", "version must be a string")
+    end
+
+    M.check_settings(def, problem)
+    M.check_fields(def, problem)
+    M.check_schedule(def, problem)
+    M.check_optout(def, problem)
+
+    local d = def.disclosure
+    if type(d) ~= "table" or type(d.on) ~= "string" or type(d.off) ~= "string" then
+        problem("disclosure", "disclosure must be { on = text, off = text }")
+    else
+        for k in pairs(d) do
+            if k ~= "on" and k ~= "off" then problem("disclosure", "unknown key '" .. k .. "'") end
+        end
+    end
+    if def.identity ~= nil then
+        local id = def.identity
+        if type(id) ~= "table" or type(id.file) ~= "string" or id.file:find("/")
+            or id.file:match("^%.") then
+            problem("identity", "identity must be { file = \"name\" } (a plain file name)")
+        end
+    end
+    return def
+end
+
+function M.check_settings(def, problem)
+    local list = def.settings or {}
+    if type(list) ~= "table" then
+        problem("settings", "settings must be a list")
+        list = {}
+    end
+    def.settings = list
+    def.settings_by_name = {}
+    for i, s in ipairs(list) do
+        local where = "settings." .. (type(s) == "table" and tostring(s.name) or i)
+        if type(s) ~= "table" then
+            problem(where, "a setting must be a table")
+        else
+            for k in pairs(s) do
+                if not setting_keys[k] then problem(where, "unknown key '" .. tostring(k) .. "'") end
+            end
+            if type(s.name) ~= "string" or not s.name:match("^[%w_%.]+$") then
+                problem(where, "a setting needs a name (letters, digits, _ and .)")
+            elseif def.settings_by_name[s.name] then
+                problem(where, "setting declared twice")
+            end
+            if not M.setting_types[s.type] then
+                problem(where, "setting type must be string, int, number, bool, array or map")
+            elseif s.default ~= nil and not M.setting_value_ok(s.type, s.default) then
+                problem(where, "default " .. schema.describe(s.default) .. " is not a " .. s.type)
+            end
+            if type(s.description) ~= "string" or s.description == "" then
+                problem(where, "setting has no description")
+            end
+            if type(s.name) == "string" then def.settings_by_name[s.name] = s end
+        end
+    end
+end
+
+local function setting_type_of(field_type)
+    if field_type == "object" then return "map" end
+    if field_type == "scalar" then return "string" end
+    return field_type
+end
+
+-- Fields may name a declared setting (setting = "name") or declare one in place
+-- (setting = { default = ... }), which is named after the field's dotted path.
+local function resolve_settings(def, list, prefix, problem)
+    for _, f in ipairs(list) do
+        if type(f) == "table" and type(f.name) == "string" then
+            local path = prefix == "" and f.name or (prefix .. "." .. f.name)
+            if type(f.setting) == "table" then
+                for k in pairs(f.setting) do
+                    if k ~= "default" then
+                        problem("fields." .. path, "an in-place setting takes only 'default'")
+                    end
+                end
+                local s = { name = path, type = setting_type_of(f.type), default = f.setting.default,
+                            description = f.description }
+                if def.settings_by_name[path] then
+                    problem("fields." .. path, "setting '" .. path .. "' already declared")
+                elseif s.default ~= nil and M.setting_types[s.type]
+                    and not M.setting_value_ok(s.type, s.default) then
+                    problem("fields." .. path, "default " .. schema.describe(s.default)
+                        .. " is not a " .. s.type)
+                end
+                def.settings[#def.settings + 1] = s
+                def.settings_by_name[path] = s
+                f.setting = path
+            elseif f.setting ~= nil then
+                if type(f.setting) ~= "string" or not def.settings_by_name[f.setting] then
+                    problem("fields." .. path, "setting " .. schema.describe(f.setting)
+                        .. " is not declared in settings")
+                end
+            end
+            if f.value ~= nil and f.type ~= "object" and type(f.value) ~= "function"
+                and type(f.value) ~= "table" and not schema.types[type(f.value)] then
+                problem("fields." .. path, "value must be a function or a constant")
+            end
+            if f.value == nil and f.setting == nil and f.type ~= "object" then
+                problem("fields." .. path, "field has no source: give it a value or a setting")
+            end
+            if type(f.fields) == "table" and f.value == nil and f.setting == nil then
+                resolve_settings(def, f.fields, path, problem)
+            end
+        end
+    end
+end
+
+function M.check_fields(def, problem)
+    if type(def.fields) ~= "table" or next(def.fields) == nil then
+        problem("fields", "a definition needs a non-empty list of fields")
+        def.fields = {}
+        return
+    end
+    schema.declare_list(def.fields, "", function(path, msg) problem("fields." .. path, msg) end)
+    resolve_settings(def, def.fields, "", problem)
+end
+
+-- A duration may be written out, given in ms, or taken from a setting: { setting = "x" }.
+local function check_duration(def, v, where, problem)
+    if type(v) == "table" then
+        local s = def.settings_by_name[v.setting or false]
+        if not s or (s.type ~= "int" and s.type ~= "string") then
+            problem(where, "a duration from a setting must name an int (ms) or string setting")
+            return nil
+        end
+        local ms, err = duration.parse(s.default)
+        if s.default ~= nil and not ms then problem(where, err) end
+        return { setting = v.setting }
+    end
+    local ms, err = duration.parse(v)
+    if not ms then problem(where, err) end
+    return ms
+end
+
+function M.check_schedule(def, problem)
+    local s = def.schedule
+    if type(s) ~= "table" then
+        problem("schedule", "schedule must be a table with first and interval")
+        return
+    end
+    for k in pairs(s) do
+        if not schedule_keys[k] then problem("schedule." .. tostring(k), "unknown key '" .. tostring(k) .. "'") end
+    end
+    for _, k in ipairs({ "first", "interval", "jitter", "send_delay" }) do
+        if s[k] ~= nil then
+            s[k] = check_duration(def, s[k], "schedule." .. k, problem)
+        elseif k == "first" or k == "interval" then
+            problem("schedule." .. k, "schedule needs '" .. k .. "'")
+        end
+    end
+    if s.interval == 0 then problem("schedule.interval", "interval must be positive") end
+    s.jitter, s.send_delay = s.jitter or 0, s.send_delay or 0
+    s.anchor = s.anchor or "previous"
+    if s.anchor ~= "start" and s.anchor ~= "previous" then
+        problem("schedule.anchor", "anchor must be \"start\" or \"previous\"")
+    end
+    if s.at_start ~= nil and type(s.at_start) ~= "boolean" then
+        problem("schedule.at_start", "at_start must be a boolean")
+    end
+end
+
+local function check_channel_values(c, where, problem)
+    for _, k in ipairs({ "on", "off" }) do
+        if c[k] ~= nil and type(c[k]) ~= "table" then
+            problem(where, "'" .. k .. "' must be a list of values")
+        end
+    end
+end
+
+function M.check_optout(def, problem)
+    local o = def.optout
+    if type(o) ~= "table" then
+        problem("optout", "optout must be a table (default, env, settings, flags)")
+        return
+    end
+    for k in pairs(o) do
+        if not optout_keys[k] then problem("optout." .. tostring(k), "unknown key '" .. tostring(k) .. "'") end
+    end
+    if o.default ~= "on" and o.default ~= "off" then
+        problem("optout.default", "default must be \"on\" (sends unless opted out) or \"off\" (opt-in)")
+    end
+    o.env, o.settings, o.flags = o.env or {}, o.settings or {}, o.flags or {}
+    for _, c in ipairs(o.env) do
+        if type(c) ~= "table" or type(c.name) ~= "string" then
+            problem("optout.env", "an env channel needs a name")
+        else
+            check_channel_values(c, "optout.env." .. c.name, problem)
+            if not is_list_of(c.on or {}, "string") or not is_list_of(c.off or {}, "string") then
+                problem("optout.env." .. c.name, "environment values must be strings")
+            end
+        end
+    end
+    for _, c in ipairs(o.settings) do
+        if type(c) ~= "table" or not def.settings_by_name[c.name or false] then
+            problem("optout.settings", "a settings channel must name a declared setting")
+        else
+            check_channel_values(c, "optout.settings." .. c.name, problem)
+        end
+    end
+    for _, c in ipairs(o.flags) do
+        if type(c) ~= "table" or type(c.name) ~= "string" or not c.name:match("^%-%-?[%w%-]+$") then
+            problem("optout.flags", "a flag channel needs a name such as \"--disable-telemetry\"")
+        end
+    end
+    if o.build_when_off ~= nil and type(o.build_when_off) ~= "boolean" then
+        problem("optout.build_when_off", "build_when_off must be a boolean")
+    end
+end
+
+-- The definition as plain data (no functions), for the control state and docs.
+function M.describe(def)
+    local function fields(list)
+        local out = {}
+        for i, f in ipairs(list) do
+            out[i] = M.describe_field(f, fields)
+        end
+        return out
+    end
+    return {
+        name = def.name, description = def.description, version = def.version,
+        endpoint = def.endpoint, method = def.method, format = def.format,
+        canonical = def.canonical or false, schedule = def.schedule, optout = def.optout,
+        disclosure = def.disclosure, settings = def.settings, identity = def.identity,
+        fields = fields(def.fields),
+    }
+end
+
+function M.describe_field(f, fields)
+    if f == nil then return nil end
+    return {
+        name = f.name, type = f.type, description = f.description, unit = f.unit,
+        null = f.null or false, setting = f.setting,
+        fields = f.fields and fields(f.fields),
+        items = f.items and M.describe_field(f.items, fields),
+        values = f.values and M.describe_field(f.values, fields),
+    }
+end
+
+return M

@@ -1,0 +1,66 @@
+-- A product as the control state holds it: its script loaded into its own sandbox,
+-- its definition as plain data, and a way to build its report.
+local core = require("phonehome.core")
+
+local M = {}
+
+M.memory = 32 * 1024 * 1024   -- bytes a product's state may hold
+M.timeout = 1.0               -- seconds one load or build may run
+
+local Product = {}
+Product.__index = Product
+
+-- Prefixes the file to a message that does not start with a position already.
+local function located(path, msg)
+    local out = {}
+    for line in tostring(msg):gmatch("[^\n]+") do
+        if not line:match("^[^%s:]+:%d+: ") and not line:find(path, 1, true) then
+            line = path .. ": " .. line
+        end
+        out[#out + 1] = line
+    end
+    return out
+end
+M.located = located
+
+-- open(path [, opts]) -> product, or nil, { "file:line: problem", ... }.
+function M.open(path, opts)
+    opts = opts or {}
+    local source, err = core.readfile(path)
+    if not source then return nil, { err } end
+    local sb = core.sandbox({ path = package.path, entry = "phonehome.sandbox",
+                              memory = opts.memory or M.memory, timeout = opts.timeout or M.timeout })
+    local ok, desc = sb:call("load", source, "@" .. path)
+    if not ok then
+        sb:close()
+        return nil, located(path, desc)
+    end
+    return setmetatable({ path = path, name = desc.name, def = desc, sandbox = sb }, Product)
+end
+
+-- build(opts) -> json, warnings | nil, errors (see sandbox.build for opts).
+function Product:build(opts)
+    local ok, json, warnings = self.sandbox:call("build", opts)
+    if not ok then return nil, located(self.path, json) end
+    if json == nil then return nil, warnings end
+    return json, warnings
+end
+
+function Product:close()
+    self.sandbox:close()
+end
+
+-- read_data(path) -> the table of a data-only Lua file (such as --config), run in a
+-- small sandbox of its own, or nil, message.
+function M.read_data(path)
+    local source, err = core.readfile(path)
+    if not source then return nil, err end
+    local sb = core.sandbox({ path = package.path, entry = "phonehome.sandbox",
+                              memory = 8 * 1024 * 1024, timeout = 1.0 })
+    local ok, t = sb:call("read_data", source, "@" .. path)
+    sb:close()
+    if not ok then return nil, located(path, t)[1] end
+    return t
+end
+
+return M

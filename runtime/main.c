@@ -1,0 +1,100 @@
+/* main.c: starts the control Lua state and hands the command line to phonehome.cli. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+#include <lualib.h>
+#include "phonehome.h"
+
+#ifndef PHONEHOME_DATADIR
+#define PHONEHOME_DATADIR "/usr/local/share/phonehome"
+#endif
+#ifndef PHONEHOME_CMODDIR
+#define PHONEHOME_CMODDIR "/usr/lib/x86_64-linux-gnu/lua/5.4"
+#endif
+
+/* Where lib/ and scripts/ are: beside the binary's parent directory when it runs
+ * from a source tree (build/phonehome), else the installed data directory. */
+static void main_home(char *out, size_t size)
+{
+    char exe[PATH_MAX], probe[PATH_MAX + 64];
+    size_t len = sizeof exe;
+    char *slash;
+
+    if (size >= PATH_MAX && uv_exepath(exe, &len) == 0 && (slash = strrchr(exe, '/')) != NULL) {
+        *slash = '\0';
+        snprintf(probe, sizeof probe, "%s/../lib/phonehome/cli.lua", exe);
+        if (access(probe, R_OK) == 0) {
+            snprintf(probe, sizeof probe, "%s/..", exe);
+            if (realpath(probe, out) != NULL)
+                return;
+        }
+    }
+    snprintf(out, size, "%s", PHONEHOME_DATADIR);
+}
+
+static int main_traceback(lua_State *L)
+{
+    luaL_traceback(L, L, lua_tostring(L, 1), 1);
+    return 1;
+}
+
+/* Runs in protected mode: package paths, the core module, then cli.main(argv, home). */
+static int main_protected(lua_State *L)
+{
+    int argc = (int)lua_tointeger(L, 1), i;
+    char **argv = lua_touserdata(L, 2);
+    const char *home = lua_tostring(L, 3);
+
+    luaL_openlibs(L);
+    luaL_requiref(L, "phonehome.core", luaopen_phonehome_core, 0);
+    lua_pop(L, 1);
+    /* never LUA_PATH from the environment, never the working directory */
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/lib/?.lua;%s/lib/?/init.lua", home, home);
+    lua_setfield(L, -2, "path");
+    lua_pushliteral(L, PHONEHOME_CMODDIR "/?.so");
+    lua_setfield(L, -2, "cpath");
+    lua_pop(L, 1);
+
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "phonehome.cli");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "main");
+    lua_createtable(L, argc, 0);
+    for (i = 1; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushstring(L, home);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    char home[PATH_MAX];
+    lua_State *L;
+    int status, code = 1;
+
+    main_home(home, sizeof home);
+    L = luaL_newstate();
+    if (L == NULL) {
+        fprintf(stderr, "phonehome: cannot create a Lua state\n");
+        return 1;
+    }
+    lua_pushcfunction(L, main_traceback);
+    lua_pushcfunction(L, main_protected);
+    lua_pushinteger(L, argc);
+    lua_pushlightuserdata(L, argv);
+    lua_pushstring(L, home);
+    status = lua_pcall(L, 3, 1, 1);
+    if (status != LUA_OK)
+        fprintf(stderr, "phonehome: internal error: %s\n", lua_tostring(L, -1));
+    else
+        code = (int)luaL_optinteger(L, -1, 0);
+    lua_close(L);
+    return code;
+}

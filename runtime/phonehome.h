@@ -1,0 +1,24 @@
+/* phonehome.h: the one internal header of the C host, prototypes grouped by file. */
+#ifndef PHONEHOME_H
+#define PHONEHOME_H
+
+#include <stddef.h>
+#include <lua.h>
+#include <lauxlib.h>
+
+#define PHONEHOME_VERSION "0.1.0"
+
+/* core.c: the phonehome.core module table */
+int luaopen_phonehome_core(lua_State *L);
+int core_fail(lua_State *L, const char *what, int err);
+
+/* probe.c: system and process probes */
+void probe_open(lua_State *L);
+
+/* host.c: sandboxed product states */
+void host_open(lua_State *L);
+
+/* store.c: files, directories and identifiers */
+void store_open(lua_State *L);
+
+#endif

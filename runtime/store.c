@@ -1,0 +1,216 @@
+/* store.c: files the host reads and writes: scripts, directories, atomic writes, ids. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+#include <uv.h>
+#include "phonehome.h"
+
+#define STORE_MAX_FILE (16 * 1024 * 1024)
+
+/* The whole content of a regular file, or nil, message. The buffer is a userdata
+ * made before the file is opened, so no error can be raised while a FILE is open. */
+static int store_readfile(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    char *buf;
+    size_t n;
+    FILE *f;
+    int err;
+
+    if (stat(path, &st) < 0)
+        return core_fail(L, path, errno);
+    if (!S_ISREG(st.st_mode))
+        return core_fail(L, path, S_ISDIR(st.st_mode) ? EISDIR : EINVAL);
+    if (st.st_size > STORE_MAX_FILE)
+        return core_fail(L, path, EFBIG);
+    buf = lua_newuserdatauv(L, (size_t)st.st_size + 1, 0);
+    if ((f = fopen(path, "rb")) == NULL)
+        return core_fail(L, path, errno);
+    n = fread(buf, 1, (size_t)st.st_size + 1, f);
+    err = ferror(f) ? EIO : n > (size_t)st.st_size ? EAGAIN : 0; /* it grew while we read */
+    fclose(f);
+    if (err)
+        return core_fail(L, path, err);
+    lua_pushlstring(L, buf, n);
+    return 1;
+}
+
+/* Names of the entries of a directory, sorted, each with its type ("file", "dir", ...). */
+static int store_listdir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    uv_fs_t req;
+    uv_dirent_t ent;
+    int i = 0, err = uv_fs_scandir(NULL, &req, path, 0, NULL);
+
+    if (err < 0) {
+        uv_fs_req_cleanup(&req);
+        return core_fail(L, path, err);
+    }
+    lua_newtable(L);
+    while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
+        lua_pushstring(L, ent.name);
+        lua_rawseti(L, -2, ++i);
+    }
+    uv_fs_req_cleanup(&req);
+    return 1;
+}
+
+static int store_isdir(lua_State *L)
+{
+    struct stat st;
+    lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0 && S_ISDIR(st.st_mode));
+    return 1;
+}
+
+static int store_exists(lua_State *L)
+{
+    lua_pushboolean(L, access(luaL_checkstring(L, 1), F_OK) == 0);
+    return 1;
+}
+
+/* mkdir -p with the given mode; true, or nil, message. */
+static int store_mkdir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char buf[4096];
+    size_t len = strlen(path), i;
+
+    luaL_argcheck(L, len > 0 && len < sizeof buf, 1, "path empty or too long");
+    memcpy(buf, path, len + 1);
+    for (i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        buf[i] = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return core_fail(L, buf, errno);
+        buf[i] = path[i];
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Writes a file so that readers see the old content or the new, never a part:
+ * a temporary file beside it, fsync, rename over, fsync of the directory. */
+static int store_write_atomic(lua_State *L)
+{
+    size_t len;
+    const char *path = luaL_checkstring(L, 1);
+    const char *data = luaL_checklstring(L, 2, &len);
+    lua_Integer mode = luaL_optinteger(L, 3, 0644);
+    char tmp[4096], dir[4096];
+    const char *slash;
+    int fd = -1, dfd = -1, err = 0;
+    size_t done = 0;
+
+    luaL_argcheck(L, strlen(path) + 16 < sizeof tmp, 1, "path too long");
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    slash = strrchr(path, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
+    if (fd < 0) {
+        err = errno;
+        goto out;
+    }
+    while (done < len) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            err = errno;
+            goto out;
+        }
+        done += (size_t)w;
+    }
+    if (fchmod(fd, (mode_t)mode) < 0 || fsync(fd) < 0) {
+        err = errno;
+        goto out;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        err = errno;
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0) {
+        err = errno;
+        goto out;
+    }
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0)
+        fsync(dfd);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (dfd >= 0)
+        close(dfd);
+    if (err) {
+        unlink(tmp);
+        return core_fail(L, path, err);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* A random (version 4) UUID from libuuid, lower case. */
+static int store_uuid(lua_State *L)
+{
+    uuid_t u;
+    char s[37];
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, s);
+    lua_pushstring(L, s);
+    return 1;
+}
+
+/* Whether a string is a UUID in its canonical 36-character form. */
+static int store_uuid_valid(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    uuid_t u;
+    lua_pushboolean(L, len == 36 && uuid_parse(s, u) == 0);
+    return 1;
+}
+
+static int store_getenv(lua_State *L)
+{
+    lua_pushstring(L, getenv(luaL_checkstring(L, 1)));
+    return 1;
+}
+
+/* Whether we run as root, which decides the default data directory. */
+static int store_is_root(lua_State *L)
+{
+    lua_pushboolean(L, geteuid() == 0);
+    return 1;
+}
+
+static const luaL_Reg store_funcs[] = {
+    {"is_root", store_is_root},
+    {"readfile", store_readfile},
+    {"listdir", store_listdir},
+    {"isdir", store_isdir},
+    {"exists", store_exists},
+    {"mkdir", store_mkdir},
+    {"write_atomic", store_write_atomic},
+    {"uuid", store_uuid},
+    {"uuid_valid", store_uuid_valid},
+    {"getenv", store_getenv},
+    {NULL, NULL}
+};
+
+void store_open(lua_State *L)
+{
+    luaL_setfuncs(L, store_funcs, 0);
+}
