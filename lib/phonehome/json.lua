@@ -159,12 +159,25 @@ end
 -- Sentinel for an explicit null in plain data.
 M.null = setmetatable({}, { __name = "phonehome.json.null", __tostring = function() return "null" end })
 
+-- cjson 2.1.0 decodes every number as a float: integral ones within 2^53 are made
+-- integers again (so 12 stays 12), and cjson's null becomes json.null.
+local function integers(v, cnull)
+    if type(v) == "table" then
+        for k, x in pairs(v) do v[k] = integers(x, cnull) end
+    elseif math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+        return math.tointeger(v)
+    elseif v == cnull then
+        return M.null
+    end
+    return v
+end
+
 -- Decoding is cjson's, loaded on first use (the sandboxes never decode).
 function M.decode(text)
     local cjson = require("cjson.safe")
     local v, err = cjson.decode(text)
     if v == nil and err then return nil, err end
-    return v
+    return integers(v, cjson.null)
 end
 
 return M

@@ -1,0 +1,83 @@
+-- Synapse homeserver usage statistics ("phone home" stats): opt-in through the
+-- report_stats setting; canonical JSON PUT every 3 hours of process uptime.
+
+local function count(name, description)
+    return { name = name, type = "int", description = description, setting = { default = 0 } }
+end
+
+return {
+    name = "synapse",
+    description = "Usage statistics of a Synapse Matrix homeserver: size, activity, retention "
+        .. "and the resources the server process uses.",
+    endpoint = "https://matrix.org/report-usage-stats/push",
+    method = "PUT",
+    canonical = true,
+    schedule = { first = "300s", interval = "3h", anchor = "start" },
+    optout = {
+        default = "off",
+        settings = { { name = "report_stats", on = { true }, off = { false } } },
+    },
+    disclosure = {
+        on = "This homeserver reports anonymous usage statistics to the configured endpoint "
+            .. "(report_stats: true). Set report_stats: false to stop.",
+        off = "This homeserver does not report usage statistics (report_stats is not true).",
+    },
+    settings = {
+        { name = "report_stats", type = "bool",
+          description = "Synapse's report_stats: true to send statistics; nothing is sent otherwise." },
+        { name = "server_name", type = "string", default = "localhost",
+          description = "The homeserver's server_name." },
+    },
+    fields = {
+        { name = "homeserver", type = "string", setting = "server_name",
+          description = "The server name of the homeserver." },
+        { name = "memory_rss", type = "int", unit = "KiB",
+          description = "Peak resident memory of the server process (getrusage ru_maxrss).",
+          value = function(ctx) return ctx.process.peak_rss // 1024 end },
+        { name = "cpu_average", type = "int", unit = "% of one core",
+          description = "CPU time used since the previous report (or since start), "
+              .. "as a percentage of one core, rounded down.",
+          value = function(ctx) return math.floor(ctx.process.cpu_percent) end },
+        { name = "server_context", type = "string", null = true, setting = {},
+          description = "A free-form label that groups the statistics of several homeservers." },
+        { name = "timestamp", type = "int", unit = "seconds since the epoch",
+          description = "When the report was built.",
+          value = function(ctx) return math.floor(ctx.now) end },
+        { name = "uptime_seconds", type = "int", unit = "seconds",
+          description = "Time since the homeserver started.",
+          value = function(ctx) return math.floor(ctx.process.uptime) end },
+        { name = "python_version", type = "string", null = true, setting = {},
+          description = "The Python version the homeserver runs on, e.g. \"3.11.2\"." },
+        count("total_users", "Registered users."),
+        count("total_nonbridged_users", "Registered users, less those made by application services."),
+        count("daily_user_type_native", "Native users registered in the last 24 hours."),
+        count("daily_user_type_guest", "Guest users registered in the last 24 hours."),
+        count("daily_user_type_bridged", "Users registered by application services in the last 24 hours."),
+        count("total_room_count", "Rooms on the homeserver."),
+        count("daily_active_users", "Distinct users active in the last 24 hours."),
+        count("monthly_active_users", "Distinct users active in the last 30 days."),
+        count("daily_active_rooms", "Rooms with an m.room.message event in the last 24 hours."),
+        count("daily_active_e2ee_rooms", "Rooms with an m.room.encrypted event in the last 24 hours."),
+        count("daily_messages", "m.room.message events seen in the last 24 hours."),
+        count("daily_e2ee_messages", "m.room.encrypted events seen in the last 24 hours."),
+        count("daily_sent_messages", "m.room.message events sent by local users in the last 24 hours."),
+        count("daily_sent_e2ee_messages",
+              "m.room.encrypted events sent by local users in the last 24 hours."),
+        count("r30v2_users_all", "Users retained over 30 days (seen twice, more than 30 days "
+            .. "apart, within the last 60), any client."),
+        count("r30v2_users_android", "Retained users on Element/Riot for Android."),
+        count("r30v2_users_ios", "Retained users on Element/Riot for iOS."),
+        count("r30v2_users_electron", "Retained users on Element/Riot desktop."),
+        count("r30v2_users_web", "Retained users in a web browser."),
+        { name = "cache_factor", type = "int", setting = { default = 1 },
+          description = "The configured global cache factor." },
+        { name = "event_cache_size", type = "int", setting = { default = 10000 },
+          description = "The configured event cache size." },
+        { name = "database_engine", type = "string", setting = { default = "sqlite3" },
+          description = "The database driver: psycopg2 (PostgreSQL) or sqlite3." },
+        { name = "database_server_version", type = "string", null = true, setting = {},
+          description = "Version of the database server, e.g. \"15.4\" or \"3.40.1\"." },
+        { name = "log_level", type = "string", setting = { default = "INFO" },
+          description = "The log level in use: DEBUG, INFO, WARNING, ERROR, ..." },
+    },
+}
