@@ -165,13 +165,18 @@ local function open_product(ctx, name)
 end
 
 -- Builds a product's report once with the command line's settings.
-local function build_once(ctx, p, pid)
+-- A dry build (check) touches no file: its instance id is a fresh one.
+local function build_once(ctx, p, pid, dry)
     local typed, err = settings.resolve(p.def, ctx.from_set[p.name], ctx.from_config[p.name])
     if not typed then return nil, { err } end
-    local dir = ctx.options["data-dir"] or datadir.default()
+    local id
+    if dry then
+        id = core.uuid()
+    else
+        id = datadir.instance_id(ctx.options["data-dir"] or datadir.default(), p.def)
+    end
     local json, problems = p:build({
-        settings = typed, pid = pid, session_id = ctx.session_id,
-        instance_id = datadir.instance_id(dir, p.def),
+        settings = typed, pid = pid, session_id = ctx.session_id, instance_id = id,
     })
     if json then
         for _, w in ipairs(problems) do log.warn({ product = p.name, msg = w }) end
@@ -226,7 +231,7 @@ function run.check(ctx)
         local p, problems = product.open(path)
         if p then
             local json
-            json, problems = build_once(ctx, p, pid)
+            json, problems = build_once(ctx, p, pid, true)
             p:close()
             if json then problems = nil end
         end

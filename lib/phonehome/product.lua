@@ -41,7 +41,15 @@ end
 -- build(opts) -> json, warnings | nil, errors (see sandbox.build for opts).
 function Product:build(opts)
     local ok, json, warnings = self.sandbox:call("build", opts)
-    if not ok then return nil, located(self.path, json) end
+    if not ok then
+        -- killed: name the field it was computing, after the position
+        local _, field = self.sandbox:call("current")
+        if field then
+            local pos, rest = json:match("^([^%s:]+:%d+: )(.*)$")
+            json = (pos or "") .. "field '" .. field .. "': " .. (rest or json)
+        end
+        return nil, located(self.path, json)
+    end
     if json == nil then return nil, warnings end
     return json, warnings
 end

@@ -5,13 +5,17 @@ local json = require("phonehome.json")
 
 local M = {}
 
+M.current = nil   -- the path of the field being computed, for a killed build's message
+
 -- The value of one field: its function, its constant, its setting or its sub-fields.
 -- A function that fails makes the field null if it may be null, and fails the report
 -- otherwise; either way the failure is reported with the field's file:line.
 local function compute(f, ctx, path, report)
     local v = f.value
     if type(v) == "function" then
+        M.current = path
         local ok, res = pcall(v, ctx)
+        if ok then M.current = nil end  -- kept on failure: a killed build names it
         if not ok then
             local msg = tostring(res)
             if f.null then

@@ -119,6 +119,7 @@ end
 -- opts: settings (typed, defaults applied), pid, instance_id, session_id, last_sent.
 function M.build(opts)
     local def = assert(state.def, "no definition loaded")
+    report.current = nil
     local ctx = {
         product = def.name,
         settings = opts.settings or {},
@@ -132,6 +133,11 @@ function M.build(opts)
         uuid = core.uuid,
     }
     return report.build(def, ctx, where)
+end
+
+-- current() -> the path of the field whose computation was interrupted, if any.
+function M.current()
+    return report.current
 end
 
 -- read_data(source, chunkname) -> the table a data-only Lua file returns or assigns.

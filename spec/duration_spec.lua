@@ -1,0 +1,32 @@
+local duration = require("phonehome.duration")
+
+describe("duration", function()
+    it("parses the forms products use into milliseconds", function()
+        assert.are.equal(300000, duration.parse("300s"))
+        assert.are.equal(300000, duration.parse("5m"))
+        assert.are.equal(10800000, duration.parse("3h"))
+        assert.are.equal(86400000, duration.parse("24h"))
+        assert.are.equal(86400000, duration.parse("1d"))
+        assert.are.equal(250, duration.parse("250ms"))
+        assert.are.equal(1500, duration.parse("1.5s"))
+        assert.are.equal(10800000, duration.parse(10800000))
+    end)
+
+    it("rejects what it cannot read, saying why", function()
+        for _, bad in ipairs({ "5x", "", "h", "-5s", "5 minutes", true }) do
+            local ms, err = duration.parse(bad)
+            assert.is_nil(ms)
+            assert.is_string(err)
+        end
+        assert.is_nil(duration.parse(-1))
+        assert.is_nil(duration.parse(1.5))
+    end)
+
+    it("formats milliseconds back in the largest exact unit", function()
+        assert.are.equal("3h", duration.format(10800000))
+        assert.are.equal("5m", duration.format(300000))
+        assert.are.equal("301s", duration.format(301000))
+        assert.are.equal("250ms", duration.format(250))
+        assert.are.equal("1d", duration.format(86400000))
+    end)
+end)

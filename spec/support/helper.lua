@@ -1,0 +1,82 @@
+-- Helpers for specs: the binary under test, running it, temporary files.
+local M = {}
+
+M.build = os.getenv("PHONEHOME_BUILD") or "build"
+M.bin = M.build .. "/phonehome"
+
+function M.quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function slurp(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("a")
+    f:close()
+    return s
+end
+M.slurp = slurp
+
+function M.write(path, text)
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+    return path
+end
+
+-- A fresh temporary directory, removed by M.cleanup().
+local dirs = {}
+function M.tmpdir()
+    local p = io.popen("mktemp -d /tmp/phonehome-spec.XXXXXX")
+    local d = p:read("l")
+    p:close()
+    dirs[#dirs + 1] = d
+    return d
+end
+
+function M.cleanup()
+    for _, d in ipairs(dirs) do os.execute("rm -rf " .. M.quote(d)) end
+    dirs = {}
+end
+
+-- run(args [, env]) -> { code, out, err }: the real binary, with its own stdout/stderr.
+-- args is a list of arguments; env a table of variables to set for it.
+function M.run(args, env)
+    local d = M.tmpdir()
+    local cmd = {}
+    local asan = os.getenv("PHONEHOME_ASAN_OPTIONS")
+    if asan then cmd[#cmd + 1] = "ASAN_OPTIONS=" .. M.quote(asan) end
+    for k, v in pairs(env or {}) do cmd[#cmd + 1] = k .. "=" .. M.quote(v) end
+    cmd[#cmd + 1] = M.quote(M.bin)
+    for _, a in ipairs(args) do cmd[#cmd + 1] = M.quote(a) end
+    local line = "env " .. table.concat(cmd, " ") .. " >" .. d .. "/out 2>" .. d .. "/err"
+    local _, _, code = os.execute(line)
+    return { code = code, out = slurp(d .. "/out"), err = slurp(d .. "/err") }
+end
+
+-- A shell command's first line of output.
+function M.sh(cmd)
+    local p = io.popen(cmd)
+    local out = p:read("a")
+    p:close()
+    return (out:gsub("%s+$", ""))
+end
+
+-- A minimal valid definition, as script text, with fields and extra top-level text.
+function M.script(name, fields, extra)
+    return string.format([[
+return {
+    name = %q,
+    description = "a test product",
+    endpoint = "http://127.0.0.1:9/report",
+    schedule = { first = "5m", interval = "1h" },
+    optout = { default = "on" },
+    disclosure = { on = "on", off = "off" },
+    %s
+    fields = {
+%s
+    },
+}
+]], name, extra or "", fields)
+end
+
+return M
