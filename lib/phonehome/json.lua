@@ -159,6 +159,17 @@ end
 -- Sentinel for an explicit null in plain data.
 M.null = setmetatable({}, { __name = "phonehome.json.null", __tostring = function() return "null" end })
 
+-- A copy of decoded data without json.null: null object members become absent, as the
+-- schema reads them (plain data crosses into a sandbox, the sentinel would not).
+function M.without_nulls(v)
+    if type(v) ~= "table" then return v end
+    local out = {}
+    for k, x in pairs(v) do
+        if x ~= M.null then out[k] = M.without_nulls(x) end
+    end
+    return out
+end
+
 -- cjson 2.1.0 decodes every number as a float: integral ones within 2^53 are made
 -- integers again (so 12 stays 12), and cjson's null becomes json.null.
 local function integers(v, cnull)

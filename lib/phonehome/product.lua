@@ -1,6 +1,7 @@
 -- A product as the control state holds it: its script loaded into its own sandbox,
 -- its definition as plain data, and a way to build its report.
 local core = require("phonehome.core")
+local json = require("phonehome.json")
 
 local M = {}
 
@@ -52,6 +53,13 @@ function Product:build(opts)
     end
     if json == nil then return nil, warnings end
     return json, warnings
+end
+
+-- validate(value) -> problems of a decoded report against this definition ({} if none).
+function Product:validate(value)
+    local ok, problems = self.sandbox:call("validate", json.without_nulls(value))
+    if not ok then return { problems } end
+    return problems
 end
 
 function Product:close()

@@ -4,6 +4,7 @@
 local getinfo = debug.getinfo
 local definition = require("phonehome.definition")
 local report = require("phonehome.report")
+local schema = require("phonehome.schema")
 local probes = require("phonehome.probes")
 local core = require("phonehome.core")
 
@@ -133,6 +134,18 @@ function M.build(opts)
         uuid = core.uuid,
     }
     return report.build(def, ctx, where)
+end
+
+-- validate(value) -> a list of problems of a report against the definition (empty
+-- when it conforms): the check a report passes before it leaves, applied to one received.
+function M.validate(value)
+    local def = assert(state.def, "no definition loaded")
+    local problems = {}
+    local root = { type = "object", fields = def.fields }
+    schema.check(root, value, "", function(path, msg)
+        problems[#problems + 1] = "field '" .. path:gsub("^%.", "") .. "': " .. msg
+    end)
+    return problems
 end
 
 -- current() -> the path of the field whose computation was interrupted, if any.
