@@ -55,9 +55,15 @@ local function fail(msg)
     return 1
 end
 
--- parse(argv) -> { command, args, options } or nil, message.
+local function takes(command, name)
+    return common[name] or (commands[command] and commands[command].options[name])
+end
+
+-- parse(argv) -> { command, args, options } or nil, message. Options may come before
+-- or after the command; each must be one the command accepts.
 function M.parse(argv)
     local out = { args = {}, options = { set = {} } }
+    local given = {}
     local i = 1
     while i <= #argv do
         local a = argv[i]
@@ -65,18 +71,18 @@ function M.parse(argv)
             out.help = true
         elseif a == "-V" or a == "--version" then
             out.version = true
-        elseif a:sub(1, 2) == "--" then
+        elseif a:sub(1, 2) == "--" and #a > 2 then
             local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
             name = name or a:sub(3)
-            local spec = out.command and commands[out.command]
-            if not common[name] and not (spec and spec.options[name]) then
-                return nil, "unknown option '" .. a .. "'" .. (out.command and (" for " .. out.command) or "")
-            end
+            local known = common[name]
+            for c in pairs(commands) do known = known or commands[c].options[name] end
+            if not known then return nil, "unknown option '" .. a .. "'" end
             if value == nil then
                 i = i + 1
                 value = argv[i]
                 if value == nil then return nil, "option --" .. name .. " needs a value" end
             end
+            given[#given + 1] = name
             if name == "set" then
                 out.options.set[#out.options.set + 1] = value
             else
@@ -94,6 +100,14 @@ function M.parse(argv)
     end
     if out.help or out.version then return out end
     if not out.command then return nil, "no command given" end
+    for _, name in ipairs(given) do
+        if not takes(out.command, name) then
+            return nil, "option --" .. name .. " does not apply to " .. out.command
+        end
+    end
+    if out.options.pid and out.options.pidfile then
+        return nil, "give --pid or --pidfile, not both"
+    end
     local spec = commands[out.command]
     if spec.args == "one" and #out.args ~= 1 then
         return nil, out.command .. " takes exactly one PRODUCT"

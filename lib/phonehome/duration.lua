@@ -21,9 +21,10 @@ function M.parse(v)
     return math.floor(tonumber(num) * scale + 0.5)
 end
 
--- format(ms) -> the shortest exact form: "3h", "300s", "250ms".
+-- format(ms) -> the largest exact unit up to hours, as products write them: "24h",
+-- "3h", "5m", "250ms".
 function M.format(ms)
-    for _, u in ipairs({ "d", "h", "m", "s" }) do
+    for _, u in ipairs({ "h", "m", "s" }) do
         if ms > 0 and ms % units[u] == 0 then return (ms // units[u]) .. u end
     end
     return ms .. "ms"

@@ -44,10 +44,10 @@ function Product:build(opts)
     local ok, json, warnings = self.sandbox:call("build", opts)
     if not ok then
         -- killed: name the field it was computing, after the position
-        local _, field = self.sandbox:call("current")
+        local _, field, at = self.sandbox:call("current")
         if field then
             local pos, rest = json:match("^([^%s:]+:%d+: )(.*)$")
-            json = (pos or "") .. "field '" .. field .. "': " .. (rest or json)
+            json = (pos or (at .. ": ")) .. "field '" .. field .. "': " .. (rest or json)
         end
         return nil, located(self.path, json)
     end

@@ -5,7 +5,7 @@ local json = require("phonehome.json")
 
 local M = {}
 
-M.current = nil   -- the path of the field being computed, for a killed build's message
+M.current = nil   -- the field being computed ({ path, line }), for a killed build's message
 
 -- The value of one field: its function, its constant, its setting or its sub-fields.
 -- A function that fails makes the field null if it may be null, and fails the report
@@ -13,7 +13,7 @@ M.current = nil   -- the path of the field being computed, for a killed build's 
 local function compute(f, ctx, path, report)
     local v = f.value
     if type(v) == "function" then
-        M.current = path
+        M.current = { path = path, line = f.line }
         local ok, res = pcall(v, ctx)
         if ok then M.current = nil end  -- kept on failure: a killed build names it
         if not ok then

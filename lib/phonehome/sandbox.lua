@@ -148,9 +148,11 @@ function M.validate(value)
     return problems
 end
 
--- current() -> the path of the field whose computation was interrupted, if any.
+-- current() -> the path and "file:line" of the field whose computation was
+-- interrupted, if any.
 function M.current()
-    return report.current
+    local c = report.current
+    if c then return c.path, where(c.path, c.line) end
 end
 
 -- read_data(source, chunkname) -> the table a data-only Lua file returns or assigns.
