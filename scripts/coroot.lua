@@ -48,13 +48,16 @@ return {
               { name = "inspection_overrides", type = "map", setting = { default = {} },
                 description = "Overridden inspection thresholds, per inspection.",
                 values = { type = "object", fields = {
-                    { name = "project_level", type = "int", description = "Overrides for a whole project." },
-                    { name = "application_level", type = "int", description = "Overrides for one application." },
+                    { name = "project_level", type = "int", description = "Overrides for a "
+                        .. "whole project." },
+                    { name = "application_level", type = "int", description = "Overrides for "
+                        .. "one application." },
                 } } },
               { name = "application_categories", type = "int", setting = { default = 0 },
                 description = "Number of configured application categories." },
               { name = "alerting_integrations", type = "array", items = "string",
-                setting = { default = {} }, description = "Kinds of alerting integration configured." },
+                setting = { default = {} }, description = "Kinds of alerting integration "
+                    .. "configured." },
               { name = "cloud_costs", type = "bool", setting = { default = false },
                 description = "Whether prices are known for the cloud in use." },
               { name = "clickhouse", type = "bool", setting = { default = false },
@@ -66,7 +69,8 @@ return {
               { name = "profiles", type = "bool", setting = { default = false },
                 description = "Whether continuous profiling is on." },
           } },
-        { name = "stack", type = "object", description = "Technologies seen in the monitored systems.",
+        { name = "stack", type = "object", description = "Technologies seen in the monitored "
+            .. "systems.",
           fields = {
               { name = "clouds", type = "array", items = "string", setting = { default = {} },
                 description = "Cloud providers, from the node_cloud_info metric." },
@@ -74,7 +78,8 @@ return {
                 description = "Kinds of service, from the container_application_type metric." },
               { name = "instrumented_service", type = "array", items = "string",
                 setting = { default = {} },
-                description = "Services watched by their own exporters (pg-agent, redis_exporter, ...)." },
+                description = "Services watched by their own exporters (pg-agent, "
+                    .. "redis_exporter, ...)." },
           } },
         { name = "infra", type = "object", description = "Size of the monitored infrastructure.",
           fields = {
@@ -115,9 +120,11 @@ return {
                       setting = { default = {} },
                       description = "Longest time of each loading and processing stage." },
                     { name = "queries", type = "map", setting = { default = {} },
-                      description = "Each Prometheus query: whether it failed, its latency and result size.",
+                      description = "Each Prometheus query: whether it failed, its latency and "
+                          .. "result size.",
                       values = { type = "object", fields = {
-                          { name = "failed", type = "bool", description = "Whether the query failed." },
+                          { name = "failed", type = "bool", description = "Whether the query "
+                              .. "failed." },
                           { name = "query_time", type = "number", unit = "seconds",
                             description = "How long the query took." },
                           { name = "metrics_count", type = "int", description = "Series returned." },
@@ -128,7 +135,8 @@ return {
                     .. "report; the first minute after start has none.",
                 value = function() return {} end },
               { name = "memory_usage", type = "array", items = "int", unit = "bytes",
-                description = "Resident memory of the server process, sampled since the last report.",
+                description = "Resident memory of the server process, sampled since the last "
+                    .. "report.",
                 value = function(ctx) return { ctx.process.rss } end },
           } },
         { name = "profile", type = "object", description = "Profiles of the server process.",

@@ -51,7 +51,8 @@ return {
         { name = "db", type = "string", default = "/var/lib/eventstore",
           description = "The database directory; its file system gives totalDiskSpace." },
         { name = "cluster.nodeId", type = "string",
-          description = "This node's id; by default a random id chosen at each start, as the node does." },
+          description = "This node's id; by default a random id chosen at each start, as the "
+              .. "node does." },
         { name = "cluster.leaderId", type = "string",
           description = "The leader's id; by default this node's, as in a single-node cluster." },
     },
@@ -67,7 +68,8 @@ return {
           fields = {
               { name = "leaderId", type = "string", description = "Id of the cluster's leader node.",
                 value = function(ctx) return ctx.settings["cluster.leaderId"] or node_id(ctx) end },
-              { name = "nodeId", type = "string", description = "Id of this node, new at each start.",
+              { name = "nodeId", type = "string", description = "Id of this node, new at each "
+                  .. "start.",
                 value = node_id },
               { name = "nodeState", type = "string", setting = { default = "Leader" },
                 description = "This node's role: Leader, Follower, ReadOnlyReplica, ..." },
@@ -101,7 +103,8 @@ return {
               { name = "coreCount", type = "int", description = "Logical processor cores.",
                 value = function(ctx) return ctx.system.cores() end },
               { name = "isContainer", type = "bool",
-                description = "Whether DOTNET_RUNNING_IN_CONTAINER is set, as in .NET container images.",
+                description = "Whether DOTNET_RUNNING_IN_CONTAINER is set, as in .NET container "
+                    .. "images.",
                 value = function(ctx) return ctx.getenv("DOTNET_RUNNING_IN_CONTAINER") ~= nil end },
               { name = "isKubernetes", type = "bool",
                 description = "Whether the process runs in a Kubernetes pod (kubepods cgroup).",

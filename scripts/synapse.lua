@@ -24,7 +24,8 @@ return {
     },
     settings = {
         { name = "report_stats", type = "bool",
-          description = "Synapse's report_stats: true to send statistics; nothing is sent otherwise." },
+          description = "Synapse's report_stats: true to send statistics; nothing is sent "
+              .. "otherwise." },
         { name = "server_name", type = "string", default = "localhost",
           description = "The homeserver's server_name." },
     },
@@ -52,15 +53,18 @@ return {
         count("total_nonbridged_users", "Registered users, less those made by application services."),
         count("daily_user_type_native", "Native users registered in the last 24 hours."),
         count("daily_user_type_guest", "Guest users registered in the last 24 hours."),
-        count("daily_user_type_bridged", "Users registered by application services in the last 24 hours."),
+        count("daily_user_type_bridged", "Users registered by application services in the last "
+            .. "24 hours."),
         count("total_room_count", "Rooms on the homeserver."),
         count("daily_active_users", "Distinct users active in the last 24 hours."),
         count("monthly_active_users", "Distinct users active in the last 30 days."),
         count("daily_active_rooms", "Rooms with an m.room.message event in the last 24 hours."),
-        count("daily_active_e2ee_rooms", "Rooms with an m.room.encrypted event in the last 24 hours."),
+        count("daily_active_e2ee_rooms", "Rooms with an m.room.encrypted event in the last 24 "
+            .. "hours."),
         count("daily_messages", "m.room.message events seen in the last 24 hours."),
         count("daily_e2ee_messages", "m.room.encrypted events seen in the last 24 hours."),
-        count("daily_sent_messages", "m.room.message events sent by local users in the last 24 hours."),
+        count("daily_sent_messages", "m.room.message events sent by local users in the last 24 "
+            .. "hours."),
         count("daily_sent_e2ee_messages",
               "m.room.encrypted events sent by local users in the last 24 hours."),
         count("r30v2_users_all", "Users retained over 30 days (seen twice, more than 30 days "

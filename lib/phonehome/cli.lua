@@ -145,7 +145,8 @@ local function gather_settings(ctx)
     end
     for name, t in pairs(from_config) do
         if not known[name] then return nil, "--config: unknown product '" .. tostring(name) .. "'" end
-        if type(t) ~= "table" then return nil, "--config: " .. name .. " must be a table of settings" end
+        if type(t) ~= "table" then return nil, "--config: " .. name .. " must be a table of "
+            .. "settings" end
     end
     ctx.from_set, ctx.from_config = from_set, from_config
     return true

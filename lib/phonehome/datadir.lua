@@ -30,7 +30,8 @@ function M.instance_id(dir, desc)
     local ok, err = core.mkdir(dir)
     if ok then ok, err = core.write_atomic(file, id, 420) end
     if not ok then
-        log.warn({ product = desc.name, msg = "cannot keep the instance id; using one for this run only",
+        log.warn({ product = desc.name, msg = "cannot keep the instance id; using one for this "
+            .. "run only",
                    error = err })
     end
     return id

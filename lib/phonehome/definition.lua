@@ -250,7 +250,8 @@ function M.check_optout(def, problem)
         if not optout_keys[k] then problem("optout." .. tostring(k), "unknown key '" .. tostring(k) .. "'") end
     end
     if o.default ~= "on" and o.default ~= "off" then
-        problem("optout.default", "default must be \"on\" (sends unless opted out) or \"off\" (opt-in)")
+        problem("optout.default", "default must be \"on\" (sends unless opted out) or \"off\" "
+            .. "(opt-in)")
     end
     o.env, o.settings, o.flags = o.env or {}, o.settings or {}, o.flags or {}
     for _, c in ipairs(o.env) do

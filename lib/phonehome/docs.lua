@@ -80,7 +80,8 @@ function M.render(d)
     out[#out + 1] = "- `DO_NOT_TRACK=1` turns off every product"
     if o.build_when_off then
         out[#out + 1] = ""
-        out[#out + 1] = "When turned off, the report is still built and logged, and marked as not sent."
+        out[#out + 1] = "When turned off, the report is still built and logged, and marked as "
+            .. "not sent."
     end
     out[#out + 1] = ""
     out[#out + 1] = "## Disclosure"

@@ -41,18 +41,18 @@ end
 
 -- build(opts) -> json, warnings | nil, errors (see sandbox.build for opts).
 function Product:build(opts)
-    local ok, json, warnings = self.sandbox:call("build", opts)
+    local ok, out, warnings = self.sandbox:call("build", opts)
     if not ok then
         -- killed: name the field it was computing, after the position
         local _, field, at = self.sandbox:call("current")
         if field then
-            local pos, rest = json:match("^([^%s:]+:%d+: )(.*)$")
-            json = (pos or (at .. ": ")) .. "field '" .. field .. "': " .. (rest or json)
+            local pos, rest = out:match("^([^%s:]+:%d+: )(.*)$")
+            out = (pos or (at .. ": ")) .. "field '" .. field .. "': " .. (rest or out)
         end
-        return nil, located(self.path, json)
+        return nil, located(self.path, out)
     end
-    if json == nil then return nil, warnings end
-    return json, warnings
+    if out == nil then return nil, warnings end
+    return out, warnings
 end
 
 -- validate(value) -> problems of a decoded report against this definition ({} if none).

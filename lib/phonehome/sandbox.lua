@@ -45,7 +45,8 @@ local function script_env()
         return load(chunk, name, "t", e or env)
     end
     env.require = function(name)
-        if not requirable[name] then error("module '" .. tostring(name) .. "' is not available to scripts", 2) end
+        if not requirable[name] then error("module '" .. tostring(name) .. "' is not available "
+            .. "to scripts", 2) end
         return require(name)
     end
     env._G = env
