@@ -15,21 +15,26 @@
 #define PHONEHOME_CMODDIR "/usr/lib/x86_64-linux-gnu/lua/5.4"
 #endif
 
-/* Where lib/ and scripts/ are: beside the binary's parent directory when it runs
- * from a source tree (build/phonehome), else the installed data directory. */
+/* Where lib/ and scripts/ are: the nearest ancestor of the binary's directory that
+ * holds lib/phonehome/cli.lua when it runs from a source tree (build/phonehome,
+ * build/sanitize/phonehome), else the installed data directory. */
 static void main_home(char *out, size_t size)
 {
     char exe[PATH_MAX], probe[PATH_MAX + 64];
     size_t len = sizeof exe;
     char *slash;
+    int up;
 
     if (size >= PATH_MAX && uv_exepath(exe, &len) == 0 && (slash = strrchr(exe, '/')) != NULL) {
         *slash = '\0';
-        snprintf(probe, sizeof probe, "%s/../lib/phonehome/cli.lua", exe);
-        if (access(probe, R_OK) == 0) {
-            snprintf(probe, sizeof probe, "%s/..", exe);
-            if (realpath(probe, out) != NULL)
-                return;
+        for (up = 1; up <= 2; up++) {
+            snprintf(probe, sizeof probe, "%s%s/lib/phonehome/cli.lua", exe,
+                     up == 1 ? "/.." : "/../..");
+            if (access(probe, R_OK) == 0) {
+                snprintf(probe, sizeof probe, "%s%s", exe, up == 1 ? "/.." : "/../..");
+                if (realpath(probe, out) != NULL)
+                    return;
+            }
         }
     }
     snprintf(out, size, "%s", PHONEHOME_DATADIR);

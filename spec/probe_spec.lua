@@ -97,8 +97,11 @@ describe("system probes", function()
         local code = "package.cpath = " .. string.format("%q", package.cpath)
             .. " local c = require('phonehome.core') local ct, k = c.container()"
             .. " io.write(tostring(ct), ' ', tostring(k))"
-        local plain = h.sh("env -u KUBERNETES_SERVICE_HOST lua5.4 -e " .. h.quote(code))
-        local kube = h.sh("KUBERNETES_SERVICE_HOST=10.0.0.1 lua5.4 -e " .. h.quote(code))
+        -- under `make sanitize` the module needs the sanitizer runtime preloaded
+        local lua = "LD_PRELOAD=" .. h.quote(os.getenv("LD_PRELOAD") or "")
+            .. " ASAN_OPTIONS=detect_leaks=0 lua5.4 -e " .. h.quote(code)
+        local plain = h.sh("env -u KUBERNETES_SERVICE_HOST " .. lua)
+        local kube = h.sh("KUBERNETES_SERVICE_HOST=10.0.0.1 " .. lua)
         assert.are.equal("true true", kube)
         local in_pod = h.sh("grep -c kubepods /proc/self/cgroup || true") ~= "0"
         assert.are.equal(in_pod, plain:match(" (%a+)$") == "true")
@@ -106,11 +109,17 @@ describe("system probes", function()
 end)
 
 describe("process probes", function()
+    local children = {}
     local function spawn(lua_code)
-        return tonumber(h.sh("lua5.4 -e " .. h.quote(lua_code) .. " >/dev/null 2>&1 & echo $!"))
+        local pid = tonumber(h.sh("lua5.4 -e " .. h.quote(lua_code) .. " >/dev/null 2>&1 & echo $!"))
+        children[#children + 1] = pid
+        return pid
     end
 
-    after_each(function() os.execute("pkill -f phonehome-probe-child 2>/dev/null") end)
+    after_each(function()
+        for _, pid in ipairs(children) do h.sh("kill " .. pid .. " 2>/dev/null") end
+        children = {}
+    end)
 
     it("measure this process as /proc/self/status does", function()
         local p = core.process()
@@ -124,7 +133,7 @@ describe("process probes", function()
 
     it("measure a child whose memory we control", function()
         local pid = spawn("local s = string.rep('x', 200 * 1024 * 1024) "
-            .. "-- phonehome-probe-child\n os.execute('sleep 5') return #s")
+            .. "os.execute('sleep 5') return #s")
         h.sh("sleep 0.7")
         local p = assert(core.process(pid))
         assert.are.equal(pid, p.pid)
@@ -136,7 +145,7 @@ describe("process probes", function()
 
     it("measure a child's CPU time and its average use of one core", function()
         local pid = spawn("local t = os.clock() while os.clock() - t < 0.6 do end "
-            .. "-- phonehome-probe-child\n os.execute('sleep 5')")
+            .. "os.execute('sleep 5')")
         h.sh("sleep 1.2")
         local p = assert(core.process(pid))
         local cpu = p.user_cpu + p.system_cpu

@@ -48,14 +48,15 @@ function M.run(args, env)
     for k, v in pairs(env or {}) do cmd[#cmd + 1] = k .. "=" .. M.quote(v) end
     cmd[#cmd + 1] = M.quote(M.bin)
     for _, a in ipairs(args) do cmd[#cmd + 1] = M.quote(a) end
-    local line = "env " .. table.concat(cmd, " ") .. " >" .. d .. "/out 2>" .. d .. "/err"
+    local line = "env -u LD_PRELOAD " .. table.concat(cmd, " ") .. " >" .. d .. "/out 2>" .. d .. "/err"
     local _, _, code = os.execute(line)
     return { code = code, out = slurp(d .. "/out"), err = slurp(d .. "/err") }
 end
 
--- A shell command's first line of output.
+-- A shell command's output, trailing space removed. The sanitizer runtime that
+-- `make sanitize` preloads into the interpreter is kept out of the command.
 function M.sh(cmd)
-    local p = io.popen(cmd)
+    local p = io.popen("env -u LD_PRELOAD sh -c " .. M.quote(cmd))
     local out = p:read("a")
     p:close()
     return (out:gsub("%s+$", ""))
