@@ -6,15 +6,14 @@ LUA     ?= lua5.4
 BUILD   ?= build
 
 PKGS     = lua5.4 libuv uuid
-CMODDIR := $(shell pkg-config --variable=INSTALL_CMOD lua5.4 2>/dev/null)
+# read when a recipe runs, after the packages are installed
+CMODDIR  = $(shell pkg-config --variable=INSTALL_CMOD lua5.4 2>/dev/null)
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wwrite-strings
 OPT     ?= -O2 -g
-CFLAGS  += $(OPT) $(WARN) -fPIC -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+CFLAGS  += $(OPT) $(WARN) -fPIC -D_GNU_SOURCE \
            -DPHONEHOME_DATADIR='"$(PREFIX)/share/phonehome"' \
            -DPHONEHOME_CMODDIR='"$(CMODDIR)"'
-LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-MODLIBS  = $(shell pkg-config --libs libuv uuid 2>/dev/null)
 
 CORE_SRC = runtime/core.c runtime/probe.c runtime/host.c runtime/store.c
 CORE_OBJ = $(CORE_SRC:runtime/%.c=$(BUILD)/obj/%.o)

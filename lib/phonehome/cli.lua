@@ -199,13 +199,17 @@ local function build_once(ctx, p, pid, dry)
     return json, problems
 end
 
+-- What a build needs from the command line: settings and the target process.
+local function prepare(ctx)
+    local ok, err = gather_settings(ctx)
+    if not ok then return nil, err end
+    return target_pid(ctx)
+end
+
 local run = {}
 
 function run.show(ctx)
-    local ok, err = gather_settings(ctx)
-    if not ok then return fail(err) end
-    local pid
-    pid, err = target_pid(ctx)
+    local pid, err = prepare(ctx)
     if not pid then return fail(err) end
     local p, problems = open_product(ctx, ctx.args[1])
     if not p then return fail(table.concat(problems, "\n")) end
@@ -229,10 +233,7 @@ function run.docs(ctx)
 end
 
 function run.check(ctx)
-    local ok, err = gather_settings(ctx)
-    if not ok then return fail(err) end
-    local pid
-    pid, err = target_pid(ctx)
+    local pid, err = prepare(ctx)
     if not pid then return fail(err) end
     local files = ctx.args
     if #files == 0 then

@@ -86,17 +86,14 @@ function M.render(d)
     out[#out + 1] = ""
     out[#out + 1] = "## Disclosure"
     out[#out + 1] = ""
-    out[#out + 1] = "Printed at start when reporting is on:"
-    out[#out + 1] = ""
-    out[#out + 1] = "```"
-    out[#out + 1] = d.disclosure.on
-    out[#out + 1] = "```"
-    out[#out + 1] = ""
-    out[#out + 1] = "Printed at start when reporting is off:"
-    out[#out + 1] = ""
-    out[#out + 1] = "```"
-    out[#out + 1] = d.disclosure.off
-    out[#out + 1] = "```"
+    for i, state in ipairs({ "on", "off" }) do
+        if i > 1 then out[#out + 1] = "" end
+        out[#out + 1] = "Printed at start when reporting is " .. state .. ":"
+        out[#out + 1] = ""
+        out[#out + 1] = "```"
+        out[#out + 1] = d.disclosure[state]
+        out[#out + 1] = "```"
+    end
     if #d.settings > 0 then
         out[#out + 1] = ""
         out[#out + 1] = "## Settings"
