@@ -5,7 +5,7 @@ CC      ?= cc
 LUA     ?= lua5.4
 BUILD   ?= build
 
-PKGS     = lua5.4 libuv uuid
+PKGS     = lua5.4 libuv uuid libmicrohttpd sqlite3
 # read when a recipe runs, after the packages are installed
 CMODDIR  = $(shell pkg-config --variable=INSTALL_CMOD lua5.4 2>/dev/null)
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -15,7 +15,8 @@ CFLAGS  += $(OPT) $(WARN) -fPIC -D_GNU_SOURCE \
            -DPHONEHOME_DATADIR='"$(PREFIX)/share/phonehome"' \
            -DPHONEHOME_CMODDIR='"$(CMODDIR)"'
 
-CORE_SRC = runtime/core.c runtime/probe.c runtime/host.c runtime/store.c
+CORE_SRC = runtime/core.c runtime/probe.c runtime/host.c runtime/store.c runtime/loop.c \
+           runtime/db.c runtime/collect.c
 CORE_OBJ = $(CORE_SRC:runtime/%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ = $(BUILD)/obj/main.o
 BIN      = $(BUILD)/phonehome
@@ -23,7 +24,8 @@ MODULE   = $(BUILD)/lib/phonehome/core.so
 
 # Debian packages the build, the tests and the tools need.
 DEBS = make gcc pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check \
-       libuv1-dev libcurl4-openssl-dev uuid-dev cppcheck
+       libuv1-dev libcurl4-openssl-dev uuid-dev libmicrohttpd-dev libsqlite3-dev cppcheck \
+       curl wrk
 DEPS_STAMP = $(BUILD)/.deps
 
 BUSTED = $(LUA) /usr/bin/busted
@@ -63,7 +65,7 @@ $(BIN): $(MAIN_OBJ) $(CORE_OBJ)
 $(MODULE): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "LD $@"
-	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libuv uuid)
+	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libuv uuid libmicrohttpd sqlite3)
 
 # Until the daemon exists: build and print the report of every bundled product.
 run: all

@@ -22,6 +22,9 @@ int luaopen_phonehome_core(lua_State *L)
     probe_open(L);
     host_open(L);
     store_open(L);
+    loop_open(L);
+    db_open_module(L);
+    collect_open(L);
     lua_pushliteral(L, PHONEHOME_VERSION);
     lua_setfield(L, -2, "version");
     return 1;

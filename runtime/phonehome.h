@@ -21,4 +21,15 @@ void host_open(lua_State *L);
 /* store.c: files, directories and identifiers */
 void store_open(lua_State *L);
 
+/* loop.c: the libuv loop, timers, signals; protected calls from callbacks */
+void loop_open(lua_State *L);
+int loop_pcall(lua_State *L, int nargs, int nres);
+lua_State *loop_main_thread(lua_State *L);
+
+/* db.c: SQLite */
+void db_open_module(lua_State *L);
+
+/* collect.c: the HTTP server of the collector */
+void collect_open(lua_State *L);
+
 #endif

@@ -8,7 +8,7 @@ return {
     endpoint = "https://coroot.com/ce/usage-statistics",
     method = "POST",
     schedule = { first = "1h", interval = "1h", at_start = true, anchor = "previous" },
-    identity = { file = "instance.uuid" },
+    identity = { file = "instance.uuid", field = "instance.uuid" },
     optout = {
         default = "on",
         flags = { { name = "--disable-usage-statistics" } },

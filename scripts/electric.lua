@@ -1,12 +1,7 @@
 -- ElectricSQL sync service telemetry (the documented 2023–2024 service): a ~1.5 kB
 -- aggregate POSTed 5 minutes after start and then every 4 hours.
 local stats = require("phonehome.stats")
-
-local function iso8601(t)
-    local seconds = math.floor(t)
-    return os.date("!%Y-%m-%dT%H:%M:%S", seconds)
-        .. string.format(".%06dZ", math.floor((t - seconds) * 1e6))
-end
+local iso8601 = require("phonehome.timefmt").iso8601
 
 -- A summary object: min, max, mean, median and mode of samples.
 local function summary(name, description, unit, samples)
@@ -37,6 +32,7 @@ return {
     endpoint = "https://checkpoint.electric-sql.com",
     method = "POST",
     schedule = { first = "5m", interval = "4h", anchor = "previous" },
+    identity = { field = "data.environment.electric_cluster_uuid" },
     optout = {
         default = "on",
         env = { { name = "ELECTRIC_TELEMETRY",

@@ -28,6 +28,7 @@ return {
     endpoint = "https://eventstore.com/telemetry",
     method = "POST",
     schedule = { first = "1h", send_delay = "10s", interval = "24h", anchor = "previous" },
+    identity = { field = "database.firstEpochId" },
     optout = {
         default = "on",
         env = { { name = "EVENTSTORE_TELEMETRY_OPTOUT", off = { "true" } } },

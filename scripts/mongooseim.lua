@@ -49,6 +49,7 @@ return {
     endpoint = "https://www.google-analytics.com/mp/collect",
     method = "POST",
     format = "ga4",
+    identity = { field = "client_id" },
     schedule = { first = { setting = "initial_report" }, interval = { setting = "periodic_report" },
                  anchor = "previous" },
     optout = {

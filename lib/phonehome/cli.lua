@@ -1,4 +1,5 @@
--- The command line: parses arguments and runs show, docs and check.
+-- The command line: parses arguments, runs show, docs and check, and hands collect
+-- and reports to phonehome.collector.
 -- Exit codes: 0 success, 1 a failure the message explains, 2 bad usage.
 local core = require("phonehome.core")
 local product = require("phonehome.product")
@@ -6,6 +7,7 @@ local settings = require("phonehome.settings")
 local datadir = require("phonehome.datadir")
 local docs = require("phonehome.docs")
 local log = require("phonehome.log")
+local collector = require("phonehome.collector")
 
 local M = {}
 
@@ -22,6 +24,8 @@ Commands:
                      switches and disclosure as Markdown
   check [FILE...]    load and validate scripts (all of --scripts by default),
                      including one dry build; prints file:line for each problem
+  collect            receive reports over HTTP and store them in SQLite
+  reports            print stored reports as JSON lines
 
 Options:
   --scripts DIR      product scripts (default: the bundled scripts/)
@@ -31,18 +35,33 @@ Options:
   --config FILE      a Lua file of settings: return { product = { key = value } }
   --pid N            the product's server process, described by process probes
   --pidfile FILE     the same, read from a pid file
+
+Options of collect and reports:
+  --listen ADDR      address to serve (default 127.0.0.1:8080; port 0: any free)
+  --db FILE          the SQLite database (default: reports.db in the data dir)
+  --max-body BYTES   largest report accepted (default 1048576)
+  --ga4 G-ID=PRODUCT store GA4 Measurement Protocol hits of G-ID as PRODUCT
+                     (repeatable)
+  --store-client     also store each sender's address and user agent
+  --product P        reports: only this product's
+  --last N           reports: only the last N
+
   -h, --help         print this help and exit
   -V, --version      print the version and exit
 
 Exit status: 0 success, 1 failure (the message says why), 2 bad usage.
 ]]
 
--- Options each command accepts; the value says whether the option takes an argument.
-local common = { scripts = true, set = true, config = true, ["data-dir"] = true }
+-- Options each command accepts: "value" takes an argument, "list" one each time it is
+-- given, "flag" none.
+local common = { scripts = "value", set = "list", config = "value", ["data-dir"] = "value" }
 local commands = {
-    show = { args = "one", options = { pid = true, pidfile = true } },
+    show = { args = "one", options = { pid = "value", pidfile = "value" } },
     docs = { args = "one", options = {} },
-    check = { args = "any", options = { pid = true, pidfile = true } },
+    check = { args = "any", options = { pid = "value", pidfile = "value" } },
+    collect = { args = "none", options = { listen = "value", db = "value", ["max-body"] = "value",
+                                           ga4 = "list", ["store-client"] = "flag" } },
+    reports = { args = "none", options = { db = "value", product = "value", last = "value" } },
 }
 
 local function usage_error(msg)
@@ -62,7 +81,7 @@ end
 -- parse(argv) -> { command, args, options } or nil, message. Options may come before
 -- or after the command; each must be one the command accepts.
 function M.parse(argv)
-    local out = { args = {}, options = { set = {} } }
+    local out = { args = {}, options = {} }
     local given = {}
     local i = 1
     while i <= #argv do
@@ -74,17 +93,21 @@ function M.parse(argv)
         elseif a:sub(1, 2) == "--" and #a > 2 then
             local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
             name = name or a:sub(3)
-            local known = common[name]
-            for c in pairs(commands) do known = known or commands[c].options[name] end
-            if not known then return nil, "unknown option '" .. a .. "'" end
-            if value == nil then
+            local kind = common[name]
+            for c in pairs(commands) do kind = kind or commands[c].options[name] end
+            if not kind then return nil, "unknown option '" .. a .. "'" end
+            if kind == "flag" then
+                if value ~= nil then return nil, "option --" .. name .. " takes no value" end
+                value = true
+            elseif value == nil then
                 i = i + 1
                 value = argv[i]
                 if value == nil then return nil, "option --" .. name .. " needs a value" end
             end
             given[#given + 1] = name
-            if name == "set" then
-                out.options.set[#out.options.set + 1] = value
+            if kind == "list" then
+                out.options[name] = out.options[name] or {}
+                table.insert(out.options[name], value)
             else
                 out.options[name] = value
             end
@@ -111,27 +134,15 @@ function M.parse(argv)
     local spec = commands[out.command]
     if spec.args == "one" and #out.args ~= 1 then
         return nil, out.command .. " takes exactly one PRODUCT"
+    elseif spec.args == "none" and #out.args > 0 then
+        return nil, out.command .. " takes no arguments, got '" .. out.args[1] .. "'"
     end
     return out
 end
 
-local function scripts_dir(ctx)
-    return ctx.options.scripts or (ctx.home .. "/scripts")
-end
-
-local function product_names(dir)
-    local names = {}
-    for _, f in ipairs(core.listdir(dir) or {}) do
-        local n = f:match("^([%w_%-]+)%.lua$")
-        if n then names[#names + 1] = n end
-    end
-    table.sort(names)
-    return names
-end
-
 -- Settings from --set and --config, checked for products that do not exist.
 local function gather_settings(ctx)
-    local from_set, err = settings.parse_set(ctx.options.set)
+    local from_set, err = settings.parse_set(ctx.options.set or {})
     if not from_set then return nil, err end
     local from_config = {}
     if ctx.options.config then
@@ -139,7 +150,7 @@ local function gather_settings(ctx)
         if not from_config then return nil, err end
     end
     local known = {}
-    for _, n in ipairs(product_names(scripts_dir(ctx))) do known[n] = true end
+    for _, n in ipairs(product.names(ctx.scripts)) do known[n] = true end
     for name in pairs(from_set) do
         if not known[name] then return nil, "--set: unknown product '" .. name .. "'" end
     end
@@ -170,10 +181,10 @@ local function target_pid(ctx)
 end
 
 local function open_product(ctx, name)
-    local path = scripts_dir(ctx) .. "/" .. name .. ".lua"
+    local path = ctx.scripts .. "/" .. name .. ".lua"
     if not core.exists(path) then
-        local known = product_names(scripts_dir(ctx))
-        return nil, { string.format("unknown product '%s' (in %s: %s)", name, scripts_dir(ctx),
+        local known = product.names(ctx.scripts)
+        return nil, { string.format("unknown product '%s' (in %s: %s)", name, ctx.scripts,
             #known > 0 and table.concat(known, ", ") or "none") }
     end
     return product.open(path)
@@ -188,7 +199,7 @@ local function build_once(ctx, p, pid, dry)
     if dry then
         id = core.uuid()
     else
-        id = datadir.instance_id(ctx.options["data-dir"] or datadir.default(), p.def)
+        id = datadir.instance_id(ctx.data_dir, p.def)
     end
     local json, problems = p:build({
         settings = typed, pid = pid, session_id = ctx.session_id, instance_id = id,
@@ -237,10 +248,10 @@ function run.check(ctx)
     if not pid then return fail(err) end
     local files = ctx.args
     if #files == 0 then
-        for _, n in ipairs(product_names(scripts_dir(ctx))) do
-            files[#files + 1] = scripts_dir(ctx) .. "/" .. n .. ".lua"
+        for _, n in ipairs(product.names(ctx.scripts)) do
+            files[#files + 1] = ctx.scripts .. "/" .. n .. ".lua"
         end
-        if #files == 0 then return fail("no scripts in " .. scripts_dir(ctx)) end
+        if #files == 0 then return fail("no scripts in " .. ctx.scripts) end
     end
     local bad = 0
     for _, path in ipairs(files) do
@@ -261,6 +272,9 @@ function run.check(ctx)
     return bad > 0 and 1 or 0
 end
 
+run.collect = collector.collect
+run.reports = collector.reports
+
 -- main(argv, home) -> exit code.
 function M.main(argv, home)
     local ctx, err = M.parse(argv)
@@ -274,6 +288,8 @@ function M.main(argv, home)
         return 0
     end
     ctx.home = home
+    ctx.scripts = ctx.options.scripts or (home .. "/scripts")
+    ctx.data_dir = ctx.options["data-dir"] or datadir.default()
     ctx.session_id = core.uuid()
     return run[ctx.command](ctx)
 end

@@ -86,12 +86,38 @@ function M.check(def, problem)
     end
     if def.identity ~= nil then
         local id = def.identity
-        if type(id) ~= "table" or type(id.file) ~= "string" or id.file:find("/")
-            or id.file:match("^%.") then
-            problem("identity", "identity must be { file = \"name\" } (a plain file name)")
+        if type(id) ~= "table" then
+            problem("identity", "identity must be { file = \"name\", field = \"dotted.path\" }")
+        else
+            for k in pairs(id) do
+                if k ~= "file" and k ~= "field" then problem("identity", "unknown key '" .. tostring(k) .. "'") end
+            end
+            if id.file ~= nil and (type(id.file) ~= "string" or id.file:find("/") or id.file:match("^%.")) then
+                problem("identity", "identity.file must be a plain file name")
+            end
+            if id.field ~= nil and not M.field_at(def.fields, id.field) then
+                problem("identity", "identity.field " .. schema.describe(id.field)
+                    .. " is not a declared string field")
+            end
         end
     end
     return def
+end
+
+-- The declaration of a string field at a dotted path ("instance.uuid"), if any.
+function M.field_at(list, path)
+    if type(path) ~= "string" then return nil end
+    local f
+    for part in path:gmatch("[^%.]+") do
+        if type(list) ~= "table" then return nil end
+        f = nil
+        for _, g in ipairs(list) do
+            if type(g) == "table" and g.name == part then f = g end
+        end
+        if not f then return nil end
+        list = f.fields
+    end
+    return f and f.type == "string" and f or nil
 end
 
 function M.check_settings(def, problem)

@@ -24,6 +24,17 @@ local function located(path, msg)
 end
 M.located = located
 
+-- names(dir) -> the products whose scripts are in dir (NAME.lua), sorted.
+function M.names(dir)
+    local names = {}
+    for _, f in ipairs(core.listdir(dir) or {}) do
+        local n = f:match("^([%w_%-]+)%.lua$")
+        if n then names[#names + 1] = n end
+    end
+    table.sort(names)
+    return names
+end
+
 -- open(path [, opts]) -> product, or nil, { "file:line: problem", ... }.
 function M.open(path, opts)
     opts = opts or {}

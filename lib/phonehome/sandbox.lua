@@ -19,7 +19,7 @@ local state = {}       -- chunkname, lines of the source, the checked definition
 
 -- Modules a script may require: the pure-Lua helpers of the library.
 local requirable = { ["phonehome.stats"] = true, ["phonehome.json"] = true,
-                     ["phonehome.duration"] = true }
+                     ["phonehome.duration"] = true, ["phonehome.timefmt"] = true }
 
 local function copy(t)
     local c = {}

@@ -53,6 +53,61 @@ function M.run(args, env)
     return { code = code, out = slurp(d .. "/out"), err = slurp(d .. "/err") }
 end
 
+-- Starts the binary in the background: { pid, err, out (paths of its output) }.
+-- A watcher shell waits for it and keeps its exit code for M.exit_code.
+function M.spawn(args, env)
+    local d = M.tmpdir()
+    local cmd = {}
+    local asan = os.getenv("PHONEHOME_ASAN_OPTIONS")
+    if asan then cmd[#cmd + 1] = "ASAN_OPTIONS=" .. M.quote(asan) end
+    for k, v in pairs(env or {}) do cmd[#cmd + 1] = k .. "=" .. M.quote(v) end
+    cmd[#cmd + 1] = M.quote(M.bin)
+    for _, a in ipairs(args) do cmd[#cmd + 1] = M.quote(a) end
+    M.sh("( env " .. table.concat(cmd, " ") .. " >" .. d .. "/out 2>" .. d .. "/err </dev/null & "
+        .. "echo $! >" .. d .. "/pid.tmp; mv " .. d .. "/pid.tmp " .. d .. "/pid; wait $!; "
+        .. "echo $? >" .. d .. "/code.tmp; mv " .. d .. "/code.tmp " .. d .. "/code ) "
+        .. ">/dev/null 2>&1 &")
+    local pid = tonumber(M.wait_for(d .. "/pid", "(%d+)"))
+    return { pid = pid, err = d .. "/err", out = d .. "/out", dir = d }
+end
+
+-- Waits (up to 10 s) for a match of pattern in a file; returns the capture.
+function M.wait_for(path, pattern, seconds)
+    for _ = 1, (seconds or 10) * 50 do
+        local f = io.open(path)
+        if f then
+            local text = f:read("a")
+            f:close()
+            local m = text:match(pattern)
+            if m then return m end
+        end
+        M.sh("sleep 0.02")
+    end
+    local f = io.open(path)
+    error("timed out waiting for " .. pattern .. " in " .. path .. ":\n" .. (f and f:read("a") or ""))
+end
+
+-- The exit code of a spawned process, waiting for it (up to seconds, default 10).
+function M.exit_code(proc, seconds)
+    return tonumber(M.wait_for(proc.dir .. "/code", "(%d+)", seconds))
+end
+
+-- An HTTP request with curl: status, body. opts: method, body, headers, timeout.
+function M.http(url, opts)
+    opts = opts or {}
+    local d = M.tmpdir()
+    local cmd = { "curl -s -o " .. d .. "/body -w '%{http_code}' --max-time " .. (opts.timeout or 10) }
+    if opts.method then cmd[#cmd + 1] = "-X " .. opts.method end
+    if opts.body then
+        M.write(d .. "/req", opts.body)
+        cmd[#cmd + 1] = "--data-binary @" .. d .. "/req"
+    end
+    for k, v in pairs(opts.headers or {}) do cmd[#cmd + 1] = "-H " .. M.quote(k .. ": " .. v) end
+    cmd[#cmd + 1] = M.quote(url)
+    local status = tonumber(M.sh(table.concat(cmd, " ")))
+    return status, M.slurp(d .. "/body")
+end
+
 -- A shell command's output, trailing space removed. The sanitizer runtime that
 -- `make sanitize` preloads into the interpreter is kept out of the command.
 function M.sh(cmd)

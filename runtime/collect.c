@@ -1,0 +1,362 @@
+/* collect.c: the HTTP server of `phonehome collect`: libmicrohttpd in external epoll
+ * mode on the libuv loop; each complete request is handed to a Lua handler. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <microhttpd.h>
+#include <uv.h>
+#include "phonehome.h"
+
+#define HTTPD_HANDLE "phonehome.Httpd"
+
+typedef struct httpd {
+    struct MHD_Daemon *mhd;
+    uv_poll_t *poll;       /* on MHD's epoll descriptor; freed by libuv */
+    uv_timer_t *timer;     /* MHD's own timeouts */
+    lua_State *L;          /* main thread that runs the handler */
+    int handler_ref;
+    size_t max_body;
+    int quiesced;
+} httpd;
+
+/* What one request gathers across MHD's calls of the access handler. */
+typedef struct request {
+    char *body;
+    size_t len, cap;
+    int too_large;
+} request;
+
+static void httpd_free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+static enum MHD_Result httpd_collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value)
+{
+    lua_State *L = cls;
+    char name[128];
+    size_t i;
+    (void)kind;
+    for (i = 0; key[i] && i < sizeof name - 1; i++)
+        name[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
+    name[i] = '\0';
+    lua_pushstring(L, value ? value : "");
+    lua_setfield(L, -2, name);
+    return MHD_YES;
+}
+
+static enum MHD_Result httpd_respond(struct MHD_Connection *c, unsigned status,
+                                     const char *body, size_t len, const char *type)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body,
+                                                             MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret;
+    if (r == NULL)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void httpd_client(struct MHD_Connection *c, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    if (ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, out, size);
+    else if (ci->client_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, out, size);
+}
+
+/* Calls handler(request) -> status, body, content type, and queues the answer. */
+static enum MHD_Result httpd_dispatch(httpd *s, struct MHD_Connection *c, const char *method,
+                                      const char *url, request *req)
+{
+    lua_State *L = s->L;
+    int top = lua_gettop(L), status = 500;
+    size_t len = 0;
+    const char *body = "", *type = "text/plain";
+    char client[INET6_ADDRSTRLEN];
+    enum MHD_Result ret;
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->handler_ref);
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, url);
+    lua_setfield(L, -2, "path");
+    lua_pushlstring(L, req->body ? req->body : "", req->len);
+    lua_setfield(L, -2, "body");
+    lua_pushboolean(L, req->too_large);
+    lua_setfield(L, -2, "too_large");
+    httpd_client(c, client, sizeof client);
+    lua_pushstring(L, client);
+    lua_setfield(L, -2, "client");
+    lua_newtable(L);
+    MHD_get_connection_values(c, MHD_HEADER_KIND, httpd_collect_header, L);
+    lua_setfield(L, -2, "headers");
+    lua_newtable(L);
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, httpd_collect_header, L);
+    lua_setfield(L, -2, "query");
+    if (loop_pcall(L, 1, 3) == 0) {
+        status = (int)luaL_optinteger(L, -3, 500);
+        body = lua_isstring(L, -2) ? lua_tolstring(L, -2, &len) : "";
+        type = lua_isstring(L, -1) ? lua_tostring(L, -1) : "application/json";
+    }
+    ret = httpd_respond(c, (unsigned)status, body, len, type);
+    lua_settop(L, top);
+    return ret;
+}
+
+static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *c, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload, size_t *upload_size, void **con_cls)
+{
+    httpd *s = cls;
+    request *req = *con_cls;
+    (void)version;
+
+    if (req == NULL) {
+        if ((req = calloc(1, sizeof *req)) == NULL)
+            return MHD_NO;
+        *con_cls = req;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (req->too_large || req->len + n > s->max_body) {
+            req->too_large = 1; /* the rest is read and dropped */
+            return MHD_YES;
+        }
+        if (req->len + n > req->cap) {
+            size_t cap = req->cap ? req->cap : 4096;
+            char *p;
+            while (cap < req->len + n)
+                cap *= 2;
+            if ((p = realloc(req->body, cap)) == NULL)
+                return MHD_NO;
+            req->body = p;
+            req->cap = cap;
+        }
+        memcpy(req->body + req->len, upload, n);
+        req->len += n;
+        return MHD_YES;
+    }
+    return httpd_dispatch(s, c, method, url, req);
+}
+
+static void httpd_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                            enum MHD_RequestTerminationCode toe)
+{
+    request *req = *con_cls;
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (req != NULL) {
+        free(req->body);
+        free(req);
+        *con_cls = NULL;
+    }
+}
+
+static void httpd_schedule(httpd *s);
+
+/* MHD has work: run it, then wait again for its descriptor or its next timeout. */
+static void httpd_run(httpd *s)
+{
+    if (s->mhd == NULL)
+        return;
+    MHD_run(s->mhd);
+    httpd_schedule(s);
+}
+
+static void httpd_on_poll(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    httpd_run(p->data);
+}
+
+static void httpd_on_timer(uv_timer_t *t)
+{
+    httpd_run(t->data);
+}
+
+static void httpd_schedule(httpd *s)
+{
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (s->mhd == NULL)
+        return;
+    if (MHD_get_timeout(s->mhd, &ms) == MHD_YES)
+        uv_timer_start(s->timer, httpd_on_timer, ms > 60000 ? 60000 : (uint64_t)ms, 0);
+    else
+        uv_timer_stop(s->timer);
+}
+
+static httpd *httpd_check(lua_State *L)
+{
+    httpd *s = luaL_checkudata(L, 1, HTTPD_HANDLE);
+    if (s->mhd == NULL)
+        luaL_error(L, "server is closed");
+    return s;
+}
+
+/* Parses "HOST:PORT" (an IPv4 address) into a socket address. */
+static int httpd_parse_listen(const char *listen, struct sockaddr_in *sa)
+{
+    char host[64];
+    const char *colon = strrchr(listen, ':');
+    char *end;
+    long port;
+
+    if (colon == NULL || (size_t)(colon - listen) >= sizeof host)
+        return -1;
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || end == colon + 1 || port < 0 || port > 65535)
+        return -1;
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    return inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+/* core.httpd{ listen = "127.0.0.1:8080", max_body = bytes, handler = fn }: a server on
+ * the loop; handler(request) returns status, body, content type. nil, message when
+ * the address cannot be bound. */
+static int httpd_new(lua_State *L)
+{
+    struct sockaddr_in sa;
+    const char *listen;
+    lua_Integer max_body;
+    const union MHD_DaemonInfo *info;
+    httpd *s;
+    int fd;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "listen");
+    lua_getfield(L, 1, "max_body");
+    lua_getfield(L, 1, "handler");
+    listen = luaL_checkstring(L, 2);
+    max_body = luaL_optinteger(L, 3, 1024 * 1024);
+    luaL_checktype(L, 4, LUA_TFUNCTION);
+    luaL_argcheck(L, max_body > 0, 1, "max_body must be positive");
+    if (httpd_parse_listen(listen, &sa) < 0)
+        return luaL_error(L, "listen address '%s' is not IPv4-ADDRESS:PORT", listen);
+
+    s = lua_newuserdatauv(L, sizeof *s, 0);
+    memset(s, 0, sizeof *s);
+    s->handler_ref = LUA_NOREF;
+    luaL_setmetatable(L, HTTPD_HANDLE);
+    s->L = loop_main_thread(L);
+    s->max_body = (size_t)max_body;
+    s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                              httpd_access, s,
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                              MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, s,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1000,
+                              MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
+                              MHD_OPTION_END);
+    if (s->mhd == NULL) {
+        int err = errno;
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot listen on %s: %s", listen, strerror(err ? err : EADDRINUSE));
+        return 2;
+    }
+    info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    fd = info ? info->epoll_fd : -1;
+    s->poll = malloc(sizeof *s->poll);
+    s->timer = malloc(sizeof *s->timer);
+    if (fd < 0 || s->poll == NULL || s->timer == NULL) {
+        free(s->poll);
+        free(s->timer);
+        s->poll = NULL;
+        s->timer = NULL;
+        MHD_stop_daemon(s->mhd);
+        s->mhd = NULL;
+        return luaL_error(L, "cannot set up the HTTP server on the loop");
+    }
+    uv_poll_init(uv_default_loop(), s->poll, fd);
+    uv_timer_init(uv_default_loop(), s->timer);
+    s->poll->data = s->timer->data = s;
+    uv_poll_start(s->poll, UV_READABLE, httpd_on_poll);
+    lua_pushvalue(L, 4);
+    s->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    httpd_schedule(s);
+    return 1;
+}
+
+/* The port it listens on (useful with port 0). */
+static int httpd_port(lua_State *L)
+{
+    httpd *s = httpd_check(L);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    lua_pushinteger(L, info ? info->port : 0);
+    return 1;
+}
+
+/* Stops accepting connections; those open are served to their end. */
+static int httpd_quiesce(lua_State *L)
+{
+    httpd *s = httpd_check(L);
+    if (!s->quiesced) {
+        MHD_socket fd = MHD_quiesce_daemon(s->mhd);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+        s->quiesced = 1;
+    }
+    return 0;
+}
+
+static int httpd_connections(lua_State *L)
+{
+    httpd *s = httpd_check(L);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    lua_pushinteger(L, info ? (lua_Integer)info->num_connections : 0);
+    return 1;
+}
+
+static int httpd_close(lua_State *L)
+{
+    httpd *s = luaL_checkudata(L, 1, HTTPD_HANDLE);
+    if (s->mhd != NULL) {
+        uv_close((uv_handle_t *)s->poll, httpd_free_handle);
+        uv_close((uv_handle_t *)s->timer, httpd_free_handle);
+        MHD_stop_daemon(s->mhd);
+        s->mhd = NULL;
+        luaL_unref(L, LUA_REGISTRYINDEX, s->handler_ref);
+        s->handler_ref = LUA_NOREF;
+    }
+    return 0;
+}
+
+static const luaL_Reg httpd_methods[] = {
+    {"port", httpd_port},
+    {"quiesce", httpd_quiesce},
+    {"connections", httpd_connections},
+    {"close", httpd_close},
+    {NULL, NULL}
+};
+
+void collect_open(lua_State *L)
+{
+    if (luaL_newmetatable(L, HTTPD_HANDLE)) {
+        luaL_newlib(L, httpd_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, httpd_close);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, httpd_new);
+    lua_setfield(L, -2, "httpd");
+}

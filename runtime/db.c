@@ -1,0 +1,256 @@
+/* db.c: a thin SQLite binding: open, exec, run with parameters, rows; statements are
+ * prepared once and kept. */
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+#include "phonehome.h"
+
+#define DB_HANDLE "phonehome.Db"
+#define DB_CACHE 32
+
+typedef struct {
+    sqlite3 *db;
+    struct {
+        char *sql;
+        sqlite3_stmt *stmt;
+    } cache[DB_CACHE];
+} db_t;
+
+static db_t *db_check(lua_State *L)
+{
+    db_t *d = luaL_checkudata(L, 1, DB_HANDLE);
+    if (d->db == NULL)
+        luaL_error(L, "database is closed");
+    return d;
+}
+
+static int db_fail(lua_State *L, db_t *d, const char *what)
+{
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", what, sqlite3_errmsg(d->db));
+    lua_pushinteger(L, sqlite3_extended_errcode(d->db));
+    return 3;
+}
+
+static void db_release(db_t *d)
+{
+    int i;
+    for (i = 0; i < DB_CACHE; i++) {
+        sqlite3_finalize(d->cache[i].stmt);
+        free(d->cache[i].sql);
+        d->cache[i].stmt = NULL;
+        d->cache[i].sql = NULL;
+    }
+    if (d->db != NULL) {
+        sqlite3_close(d->db);
+        d->db = NULL;
+    }
+}
+
+static int db_close(lua_State *L)
+{
+    db_release(luaL_checkudata(L, 1, DB_HANDLE));
+    return 0;
+}
+
+/* core.db_open(path) -> db, or nil, message. The file is created if missing. */
+static int db_open(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    db_t *d = lua_newuserdatauv(L, sizeof *d, 0);
+    memset(d, 0, sizeof *d);
+    luaL_setmetatable(L, DB_HANDLE);
+    if (sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        int r = d->db ? db_fail(L, d, path) : core_fail(L, path, 12 /* ENOMEM */);
+        db_release(d);
+        return r;
+    }
+    sqlite3_extended_result_codes(d->db, 1);
+    sqlite3_busy_timeout(d->db, 5000);
+    return 1;
+}
+
+/* db:exec(sql) runs one or more statements without parameters: true, or nil, message. */
+static int db_exec(lua_State *L)
+{
+    db_t *d = db_check(L);
+    const char *sql = luaL_checkstring(L, 2);
+    char *err = NULL;
+    if (sqlite3_exec(d->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, err ? err : sqlite3_errmsg(d->db));
+        lua_pushinteger(L, sqlite3_extended_errcode(d->db));
+        sqlite3_free(err);
+        return 3;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* The prepared statement of sql, from the cache or made now; NULL on a bad statement. */
+static sqlite3_stmt *db_prepare(db_t *d, const char *sql)
+{
+    int i, free_slot = -1;
+    sqlite3_stmt *stmt = NULL;
+
+    for (i = 0; i < DB_CACHE; i++) {
+        if (d->cache[i].sql && strcmp(d->cache[i].sql, sql) == 0)
+            return d->cache[i].stmt;
+        if (d->cache[i].sql == NULL && free_slot < 0)
+            free_slot = i;
+    }
+    if (sqlite3_prepare_v3(d->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) != SQLITE_OK)
+        return NULL;
+    if (free_slot >= 0 && (d->cache[free_slot].sql = strdup(sql)) != NULL)
+        d->cache[free_slot].stmt = stmt;
+    return stmt;
+}
+
+static void db_done(db_t *d, sqlite3_stmt *stmt)
+{
+    int i;
+    for (i = 0; i < DB_CACHE; i++)
+        if (d->cache[i].stmt == stmt) {
+            sqlite3_reset(stmt);
+            sqlite3_clear_bindings(stmt);
+            return;
+        }
+    sqlite3_finalize(stmt);
+}
+
+/* Binds arguments first.. of the Lua stack to the statement's parameters. */
+static int db_bind(lua_State *L, sqlite3_stmt *stmt, int first)
+{
+    int i, n = lua_gettop(L) - first + 1, rc = SQLITE_OK;
+    if (n != sqlite3_bind_parameter_count(stmt))
+        return -1;
+    for (i = 1; i <= n && rc == SQLITE_OK; i++) {
+        int idx = first + i - 1;
+        switch (lua_type(L, idx)) {
+        case LUA_TNIL:
+            rc = sqlite3_bind_null(stmt, i);
+            break;
+        case LUA_TBOOLEAN:
+            rc = sqlite3_bind_int(stmt, i, lua_toboolean(L, idx));
+            break;
+        case LUA_TNUMBER:
+            if (lua_isinteger(L, idx))
+                rc = sqlite3_bind_int64(stmt, i, lua_tointeger(L, idx));
+            else
+                rc = sqlite3_bind_double(stmt, i, lua_tonumber(L, idx));
+            break;
+        case LUA_TSTRING: {
+            size_t len;
+            const char *s = lua_tolstring(L, idx, &len);
+            rc = sqlite3_bind_text(stmt, i, s, (int)len, SQLITE_TRANSIENT);
+            break;
+        }
+        default:
+            return -2 - i;
+        }
+    }
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* Prepares and binds, raising on misuse (a wrong parameter), returning NULL with a
+ * result pushed on a failure of the database. */
+static sqlite3_stmt *db_start(lua_State *L, db_t *d, const char *sql, int *nret)
+{
+    sqlite3_stmt *stmt = db_prepare(d, sql);
+    int r;
+    if (stmt == NULL) {
+        *nret = db_fail(L, d, "prepare");
+        return NULL;
+    }
+    r = db_bind(L, stmt, 3);
+    if (r < -1) {
+        db_done(d, stmt);
+        luaL_argerror(L, 3 + (-2 - r) - 1, "cannot bind this type");
+    }
+    if (r == -1) {
+        db_done(d, stmt);
+        luaL_error(L, "wrong number of parameters for: %s", sql);
+    }
+    return stmt;
+}
+
+/* db:run(sql, ...) -> changes, last rowid; or nil, message, extended code. */
+static int db_run(lua_State *L)
+{
+    db_t *d = db_check(L);
+    const char *sql = luaL_checkstring(L, 2);
+    int nret, rc;
+    sqlite3_stmt *stmt = db_start(L, d, sql, &nret);
+
+    if (stmt == NULL)
+        return nret;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+        ;
+    db_done(d, stmt);
+    if (rc != SQLITE_DONE)
+        return db_fail(L, d, "step");
+    lua_pushinteger(L, sqlite3_changes(d->db));
+    lua_pushinteger(L, sqlite3_last_insert_rowid(d->db));
+    return 2;
+}
+
+/* db:rows(sql, ...) -> a list of rows, each a table by column name; or nil, message. */
+static int db_rows(lua_State *L)
+{
+    db_t *d = db_check(L);
+    const char *sql = luaL_checkstring(L, 2);
+    int nret, rc, n = 0, i, cols;
+    sqlite3_stmt *stmt = db_start(L, d, sql, &nret);
+
+    if (stmt == NULL)
+        return nret;
+    lua_newtable(L);
+    cols = sqlite3_column_count(stmt);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        lua_createtable(L, 0, cols);
+        for (i = 0; i < cols; i++) {
+            switch (sqlite3_column_type(stmt, i)) {
+            case SQLITE_INTEGER:
+                lua_pushinteger(L, sqlite3_column_int64(stmt, i));
+                break;
+            case SQLITE_FLOAT:
+                lua_pushnumber(L, sqlite3_column_double(stmt, i));
+                break;
+            case SQLITE_NULL:
+                continue;
+            default:
+                lua_pushlstring(L, (const char *)sqlite3_column_text(stmt, i),
+                                (size_t)sqlite3_column_bytes(stmt, i));
+            }
+            lua_setfield(L, -2, sqlite3_column_name(stmt, i));
+        }
+        lua_rawseti(L, -2, ++n);
+    }
+    db_done(d, stmt);
+    if (rc != SQLITE_DONE)
+        return db_fail(L, d, "step");
+    return 1;
+}
+
+static const luaL_Reg db_methods[] = {
+    {"exec", db_exec},
+    {"run", db_run},
+    {"rows", db_rows},
+    {"close", db_close},
+    {NULL, NULL}
+};
+
+void db_open_module(lua_State *L)
+{
+    if (luaL_newmetatable(L, DB_HANDLE)) {
+        luaL_newlib(L, db_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, db_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, db_close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, db_open);
+    lua_setfield(L, -2, "db_open");
+}

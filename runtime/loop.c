@@ -1,0 +1,215 @@
+/* loop.c: the libuv loop as Lua sees it: run and stop, one-shot timers, signals;
+ * every callback into Lua goes through loop_pcall. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include "phonehome.h"
+
+#define LOOP_HANDLE "phonehome.Handle"
+
+typedef struct loop_handle {
+    union {
+        uv_handle_t handle;
+        uv_timer_t timer;
+        uv_signal_t signal;
+    } u;
+    lua_State *L;   /* the main thread of the state that made it */
+    int fn_ref;     /* the Lua callback */
+    int self_ref;   /* keeps the userdata alive while the handle is active */
+} loop_handle;
+
+typedef struct {
+    loop_handle *h;
+} loop_box;
+
+static const char loop_error_key = 'e'; /* registry: the first error raised in a callback */
+
+static int loop_traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL && !luaL_callmeta(L, 1, "__tostring"))
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    luaL_traceback(L, L, msg ? msg : lua_tostring(L, -1), 1);
+    return 1;
+}
+
+/* Calls the function below nargs arguments on L's stack, protected, with a traceback.
+ * An error stops the loop and is kept, for loop_run to raise in its caller. */
+int loop_pcall(lua_State *L, int nargs, int nres)
+{
+    int base = lua_gettop(L) - nargs, status;
+    lua_pushcfunction(L, loop_traceback);
+    lua_insert(L, base);
+    status = lua_pcall(L, nargs, nres, base);
+    lua_remove(L, base);
+    if (status != LUA_OK) {
+        if (lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_error_key) == LUA_TNIL) {
+            lua_pop(L, 1);
+            lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_error_key);
+        } else {
+            lua_pop(L, 2);
+        }
+        uv_stop(uv_default_loop());
+        return -1;
+    }
+    return 0;
+}
+
+/* The main thread of L's state: callbacks run there, not in a coroutine that may be gone. */
+lua_State *loop_main_thread(lua_State *L)
+{
+    lua_State *main;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    main = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    return main;
+}
+
+/* core.run(): runs the loop until nothing is active or core.stop() is called; raises
+ * the first error a callback raised. */
+static int loop_run(lua_State *L)
+{
+    uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_error_key) != LUA_TNIL) {
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_error_key);
+        return lua_error(L);
+    }
+    return 0;
+}
+
+static int loop_stop(lua_State *L)
+{
+    (void)L;
+    uv_stop(uv_default_loop());
+    return 0;
+}
+
+/* Milliseconds of the loop's clock. */
+static int loop_now(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)uv_now(uv_default_loop()));
+    return 1;
+}
+
+static void loop_free(uv_handle_t *handle)
+{
+    free(handle);
+}
+
+/* Releases the callback and the anchor; the handle memory goes when libuv is done. */
+static void loop_release(loop_handle *h)
+{
+    luaL_unref(h->L, LUA_REGISTRYINDEX, h->fn_ref);
+    luaL_unref(h->L, LUA_REGISTRYINDEX, h->self_ref);
+    h->fn_ref = h->self_ref = LUA_NOREF;
+}
+
+static int loop_handle_close(lua_State *L)
+{
+    loop_box *b = luaL_checkudata(L, 1, LOOP_HANDLE);
+    if (b->h != NULL) {
+        loop_release(b->h);
+        uv_close(&b->h->u.handle, loop_free);
+        b->h = NULL;
+    }
+    return 0;
+}
+
+/* Makes the userdata and its handle; the handle is anchored until closed. */
+static loop_handle *loop_handle_new(lua_State *L, int fn_index)
+{
+    loop_box *b;
+    loop_handle *h;
+
+    luaL_checktype(L, fn_index, LUA_TFUNCTION);
+    b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->h = NULL;
+    luaL_setmetatable(L, LOOP_HANDLE);
+    h = calloc(1, sizeof *h);
+    if (h == NULL)
+        luaL_error(L, "out of memory");
+    b->h = h;
+    h->L = loop_main_thread(L);
+    lua_pushvalue(L, fn_index);
+    h->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, -1);
+    h->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return h;
+}
+
+static void loop_callback(loop_handle *h, int close_after)
+{
+    lua_State *L = h->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->fn_ref);
+    if (close_after)
+        loop_release(h);     /* a one-shot timer: the callback may not run twice */
+    loop_pcall(L, 0, 0);
+}
+
+static void loop_on_timer(uv_timer_t *t)
+{
+    loop_callback((loop_handle *)t, 1);
+}
+
+/* core.timer(ms, fn): calls fn once after ms milliseconds; h:close() cancels it. */
+static int loop_timer(lua_State *L)
+{
+    lua_Integer ms = luaL_checkinteger(L, 1);
+    loop_handle *h;
+
+    luaL_argcheck(L, ms >= 0, 1, "negative delay");
+    h = loop_handle_new(L, 2);
+    uv_timer_init(uv_default_loop(), &h->u.timer);
+    uv_timer_start(&h->u.timer, loop_on_timer, (uint64_t)ms, 0);
+    return 1;
+}
+
+static void loop_on_signal(uv_signal_t *s, int signum)
+{
+    loop_handle *h = (loop_handle *)s;
+    lua_State *L = h->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->fn_ref);
+    lua_pushstring(L, signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT"
+                      : signum == SIGHUP ? "SIGHUP" : signum == SIGUSR1 ? "SIGUSR1" : "signal");
+    loop_pcall(L, 1, 0);
+}
+
+/* core.signal(name, fn): calls fn(name) on each delivery of that signal. */
+static int loop_signal(lua_State *L)
+{
+    static const char *const names[] = {"SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", NULL};
+    static const int numbers[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+    int which = luaL_checkoption(L, 1, NULL, names);
+    loop_handle *h = loop_handle_new(L, 2);
+
+    uv_signal_init(uv_default_loop(), &h->u.signal);
+    uv_signal_start(&h->u.signal, loop_on_signal, numbers[which]);
+    /* a pending signal alone must not keep the loop alive */
+    uv_unref(&h->u.handle);
+    return 1;
+}
+
+static const luaL_Reg loop_funcs[] = {
+    {"run", loop_run},
+    {"stop", loop_stop},
+    {"now", loop_now},
+    {"timer", loop_timer},
+    {"signal", loop_signal},
+    {NULL, NULL}
+};
+
+void loop_open(lua_State *L)
+{
+    if (luaL_newmetatable(L, LOOP_HANDLE)) {
+        lua_pushcfunction(L, loop_handle_close);
+        lua_setfield(L, -2, "close");
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, loop_handle_close);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    luaL_setfuncs(L, loop_funcs, 0);
+}
