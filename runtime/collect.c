@@ -40,7 +40,7 @@ static enum MHD_Result httpd_collect_header(void *cls, enum MHD_ValueKind kind, 
     char name[128];
     size_t i;
     (void)kind;
-    for (i = 0; key[i] && i < sizeof name - 1; i++)
+    for (i = 0; i < sizeof name - 1 && key[i]; i++)
         name[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
     name[i] = '\0';
     lua_pushstring(L, value ? value : "");
