@@ -3,19 +3,15 @@
 -- peak RSS, and whether every answered report is in the database. Run by `make bench`.
 local build = arg[1] or "build"
 local seconds = tonumber(arg[2] or 10)
-package.path = "lib/?.lua;lib/?/init.lua;" .. package.path
-package.cpath = build .. "/lib/?.so;" .. package.cpath
+package.path = "bench/?.lua;" .. package.path
+local util = require("util")
+util.paths(build)
 
 local core = require("phonehome.core")
 
 local THREADS, CONNECTIONS = 2, 32
 
-local function sh(cmd)
-    local p = io.popen(cmd)
-    local out = p:read("a")
-    p:close()
-    return out
-end
+local sh = util.sh
 
 local function wait_for(path, pattern)
     for _ = 1, 500 do
@@ -28,7 +24,7 @@ local function wait_for(path, pattern)
     error("collector did not start: " .. path)
 end
 
-local tmp = sh("mktemp -d /tmp/phonehome-bench.XXXXXX"):gsub("%s+$", "")
+local tmp = util.tmpdir()
 local bin = build .. "/phonehome"
 sh(bin .. " show synapse --data-dir " .. tmp .. " > " .. tmp .. "/body.json")
 local pid = tonumber(sh(bin .. " collect --listen 127.0.0.1:0 --db " .. tmp .. "/reports.db >/dev/null 2>"

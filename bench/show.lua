@@ -2,28 +2,18 @@
 -- encode one report, the memory of the real process at its output, and the wall
 -- time from exec to output. Run by `make bench`; prints figures, asserts nothing.
 local build = arg[1] or "build"
-package.path = "lib/?.lua;lib/?/init.lua;" .. package.path
-package.cpath = build .. "/lib/?.so;" .. package.cpath
+package.path = "bench/?.lua;" .. package.path
+local util = require("util")
+util.paths(build)
 
 local core = require("phonehome.core")
 local product = require("phonehome.product")
 
 local BUILDS, EXECS = 2000, 50
 
-local function median(xs)
-    table.sort(xs)
-    local n = #xs
-    return n % 2 == 1 and xs[(n + 1) // 2] or (xs[n // 2] + xs[n // 2 + 1]) / 2
-end
+local sh, median = util.sh, util.median
 
-local function sh(cmd)
-    local p = io.popen(cmd)
-    local out = p:read("a")
-    p:close()
-    return out
-end
-
-local tmp = sh("mktemp -d /tmp/phonehome-bench.XXXXXX"):gsub("%s+$", "")
+local tmp = util.tmpdir()
 local bin = build .. "/phonehome"
 
 -- Time of p:build() alone: probes, field functions, checks and encoding, measured

@@ -350,13 +350,5 @@ static const luaL_Reg httpd_methods[] = {
 
 void collect_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, HTTPD_HANDLE)) {
-        luaL_newlib(L, httpd_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, httpd_close);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
-    lua_pushcfunction(L, httpd_new);
-    lua_setfield(L, -2, "httpd");
+    core_class(L, HTTPD_HANDLE, httpd_methods, httpd_close, "httpd", httpd_new);
 }

@@ -16,6 +16,27 @@ int core_fail(lua_State *L, const char *what, int err)
     return 3;
 }
 
+/* Registers the metatable of a userdata class: methods as __index; close serves as
+ * __gc and __close; then puts the constructor into the module table on top. */
+void core_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
+                const char *ctor_name, lua_CFunction ctor)
+{
+    if (luaL_newmetatable(L, name)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+    if (ctor != NULL) {
+        lua_pushcfunction(L, ctor);
+        lua_setfield(L, -2, ctor_name);
+    }
+}
+
 int luaopen_phonehome_core(lua_State *L)
 {
     lua_newtable(L);

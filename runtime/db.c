@@ -242,15 +242,5 @@ static const luaL_Reg db_methods[] = {
 
 void db_open_module(lua_State *L)
 {
-    if (luaL_newmetatable(L, DB_HANDLE)) {
-        luaL_newlib(L, db_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, db_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, db_close);
-        lua_setfield(L, -2, "__close");
-    }
-    lua_pop(L, 1);
-    lua_pushcfunction(L, db_open);
-    lua_setfield(L, -2, "db_open");
+    core_class(L, DB_HANDLE, db_methods, db_close, "db_open", db_open);
 }

@@ -330,15 +330,5 @@ static const luaL_Reg host_methods[] = {
 
 void host_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, HOST_SANDBOX)) {
-        luaL_newlib(L, host_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, host_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, host_close);
-        lua_setfield(L, -2, "__close");
-    }
-    lua_pop(L, 1);
-    lua_pushcfunction(L, host_new);
-    lua_setfield(L, -2, "sandbox");
+    core_class(L, HOST_SANDBOX, host_methods, host_close, "sandbox", host_new);
 }

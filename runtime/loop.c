@@ -202,14 +202,7 @@ static const luaL_Reg loop_funcs[] = {
 
 void loop_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, LOOP_HANDLE)) {
-        lua_pushcfunction(L, loop_handle_close);
-        lua_setfield(L, -2, "close");
-        lua_pushvalue(L, -1);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, loop_handle_close);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
+    static const luaL_Reg methods[] = {{"close", loop_handle_close}, {NULL, NULL}};
+    core_class(L, LOOP_HANDLE, methods, loop_handle_close, NULL, NULL);
     luaL_setfuncs(L, loop_funcs, 0);
 }

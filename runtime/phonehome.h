@@ -11,6 +11,8 @@
 /* core.c: the phonehome.core module table */
 int luaopen_phonehome_core(lua_State *L);
 int core_fail(lua_State *L, const char *what, int err);
+void core_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
+                const char *ctor_name, lua_CFunction ctor);
 
 /* probe.c: system and process probes */
 void probe_open(lua_State *L);

@@ -38,18 +38,22 @@ function M.cleanup()
     dirs = {}
 end
 
--- run(args [, env]) -> { code, out, err }: the real binary, with its own stdout/stderr.
--- args is a list of arguments; env a table of variables to set for it.
-function M.run(args, env)
-    local d = M.tmpdir()
+-- The shell words that run the binary with args and env (and the sanitizer's options).
+local function command(args, env)
     local cmd = {}
     local asan = os.getenv("PHONEHOME_ASAN_OPTIONS")
     if asan then cmd[#cmd + 1] = "ASAN_OPTIONS=" .. M.quote(asan) end
     for k, v in pairs(env or {}) do cmd[#cmd + 1] = k .. "=" .. M.quote(v) end
     cmd[#cmd + 1] = M.quote(M.bin)
     for _, a in ipairs(args) do cmd[#cmd + 1] = M.quote(a) end
-    local line = "env -u LD_PRELOAD " .. table.concat(cmd, " ") .. " >" .. d .. "/out 2>" .. d .. "/err"
-    local _, _, code = os.execute(line)
+    return "env -u LD_PRELOAD " .. table.concat(cmd, " ")
+end
+
+-- run(args [, env]) -> { code, out, err }: the real binary, with its own stdout/stderr.
+-- args is a list of arguments; env a table of variables to set for it.
+function M.run(args, env)
+    local d = M.tmpdir()
+    local _, _, code = os.execute(command(args, env) .. " >" .. d .. "/out 2>" .. d .. "/err")
     return { code = code, out = slurp(d .. "/out"), err = slurp(d .. "/err") }
 end
 
@@ -57,13 +61,7 @@ end
 -- A watcher shell waits for it and keeps its exit code for M.exit_code.
 function M.spawn(args, env)
     local d = M.tmpdir()
-    local cmd = {}
-    local asan = os.getenv("PHONEHOME_ASAN_OPTIONS")
-    if asan then cmd[#cmd + 1] = "ASAN_OPTIONS=" .. M.quote(asan) end
-    for k, v in pairs(env or {}) do cmd[#cmd + 1] = k .. "=" .. M.quote(v) end
-    cmd[#cmd + 1] = M.quote(M.bin)
-    for _, a in ipairs(args) do cmd[#cmd + 1] = M.quote(a) end
-    M.sh("( env " .. table.concat(cmd, " ") .. " >" .. d .. "/out 2>" .. d .. "/err </dev/null & "
+    M.sh("( " .. command(args, env) .. " >" .. d .. "/out 2>" .. d .. "/err </dev/null & "
         .. "echo $! >" .. d .. "/pid.tmp; mv " .. d .. "/pid.tmp " .. d .. "/pid; wait $!; "
         .. "echo $? >" .. d .. "/code.tmp; mv " .. d .. "/code.tmp " .. d .. "/code ) "
         .. ">/dev/null 2>&1 &")

@@ -1,0 +1,27 @@
+-- Small helpers the benchmarks share: shell output, medians, a scratch directory.
+local M = {}
+
+function M.sh(cmd)
+    local p = io.popen(cmd)
+    local out = p:read("a")
+    p:close()
+    return out
+end
+
+function M.median(xs)
+    table.sort(xs)
+    local n = #xs
+    return n % 2 == 1 and xs[(n + 1) // 2] or (xs[n // 2] + xs[n // 2 + 1]) / 2
+end
+
+function M.tmpdir()
+    return (M.sh("mktemp -d /tmp/phonehome-bench.XXXXXX"):gsub("%s+$", ""))
+end
+
+-- Sets the paths for the library and the core module of a build directory.
+function M.paths(build)
+    package.path = "lib/?.lua;lib/?/init.lua;bench/?.lua;" .. package.path
+    package.cpath = build .. "/lib/?.so;" .. package.cpath
+end
+
+return M
