@@ -5,7 +5,7 @@ CC      ?= cc
 LUA     ?= lua5.4
 BUILD   ?= build
 
-PKGS     = lua5.4 libuv uuid libmicrohttpd sqlite3
+PKGS     = lua5.4 libuv uuid libmicrohttpd sqlite3 libcurl
 # read when a recipe runs, after the packages are installed
 CMODDIR  = $(shell pkg-config --variable=INSTALL_CMOD lua5.4 2>/dev/null)
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -16,7 +16,7 @@ CFLAGS  += $(OPT) $(WARN) -fPIC -D_GNU_SOURCE \
            -DPHONEHOME_CMODDIR='"$(CMODDIR)"'
 
 CORE_SRC = runtime/core.c runtime/probe.c runtime/host.c runtime/store.c runtime/loop.c \
-           runtime/db.c runtime/collect.c
+           runtime/db.c runtime/collect.c runtime/http.c
 CORE_OBJ = $(CORE_SRC:runtime/%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ = $(BUILD)/obj/main.o
 BIN      = $(BUILD)/phonehome
@@ -65,7 +65,7 @@ $(BIN): $(MAIN_OBJ) $(CORE_OBJ)
 $(MODULE): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "LD $@"
-	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libuv uuid libmicrohttpd sqlite3)
+	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libuv uuid libmicrohttpd sqlite3 libcurl)
 
 # Until the daemon exists: build and print the report of every bundled product.
 run: all

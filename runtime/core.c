@@ -46,6 +46,7 @@ int luaopen_phonehome_core(lua_State *L)
     loop_open(L);
     db_open_module(L);
     collect_open(L);
+    http_open(L);
     lua_pushliteral(L, PHONEHOME_VERSION);
     lua_setfield(L, -2, "version");
     return 1;

@@ -101,6 +101,7 @@ int main(int argc, char **argv)
     else
         code = (int)luaL_optinteger(L, -1, 0);
     lua_close(L);
+    http_shutdown();
     /* let libuv finish closing what the state's finalizers closed, then free it */
     uv_run(uv_default_loop(), UV_RUN_NOWAIT);
     uv_loop_close(uv_default_loop());

@@ -34,4 +34,8 @@ void db_open_module(lua_State *L);
 /* collect.c: the HTTP server of the collector */
 void collect_open(lua_State *L);
 
+/* http.c: HTTP requests on the loop (libcurl multi) */
+void http_open(lua_State *L);
+void http_shutdown(void);
+
 #endif

@@ -1,0 +1,352 @@
+/* http.c: HTTP requests through one long-lived libcurl multi handle driven by the libuv
+ * loop; each request ends in a Lua callback. */
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+#include <uv.h>
+#include "phonehome.h"
+
+#define HTTP_REQUEST "phonehome.HttpRequest"
+
+typedef struct http_request {
+    CURL *easy;
+    struct curl_slist *headers;
+    char *body;              /* response, the first max_body bytes */
+    size_t len, max_body, total;
+    char retry_after[64];
+    lua_State *L;
+    int fn_ref, self_ref;
+    struct http_request **box;   /* the userdata's pointer, cleared when we are done */
+} http_request;
+
+typedef struct {
+    http_request *r;
+} http_box;
+
+/* A socket libcurl wants watched. */
+typedef struct {
+    uv_poll_t poll;
+    curl_socket_t fd;
+} http_socket;
+
+static CURLM *http_multi;
+static uv_timer_t *http_timer;
+static int http_running;
+
+static void http_check_done(void);
+
+static void http_free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void http_on_poll(uv_poll_t *p, int status, int events)
+{
+    http_socket *s = (http_socket *)p;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (!status && (events & UV_READABLE))
+        flags |= CURL_CSELECT_IN;
+    if (!status && (events & UV_WRITABLE))
+        flags |= CURL_CSELECT_OUT;
+    curl_multi_socket_action(http_multi, s->fd, flags, &http_running);
+    http_check_done();
+}
+
+static int http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    http_socket *s = socketp;
+    int events = 0;
+    (void)easy;
+    (void)userp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s != NULL) {
+            uv_poll_stop(&s->poll);
+            uv_close((uv_handle_t *)&s->poll, http_free_handle);
+            curl_multi_assign(http_multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (s == NULL) {
+        if ((s = calloc(1, sizeof *s)) == NULL)
+            return -1;
+        s->fd = fd;
+        uv_poll_init_socket(uv_default_loop(), &s->poll, fd);
+        curl_multi_assign(http_multi, fd, s);
+    }
+    if (what != CURL_POLL_OUT)
+        events |= UV_READABLE;
+    if (what != CURL_POLL_IN)
+        events |= UV_WRITABLE;
+    uv_poll_start(&s->poll, events, http_on_poll);
+    return 0;
+}
+
+static void http_on_timeout(uv_timer_t *t)
+{
+    (void)t;
+    curl_multi_socket_action(http_multi, CURL_SOCKET_TIMEOUT, 0, &http_running);
+    http_check_done();
+}
+
+static int http_on_timer(CURLM *multi, long ms, void *userp)
+{
+    (void)multi;
+    (void)userp;
+    if (ms < 0)
+        uv_timer_stop(http_timer);
+    else
+        uv_timer_start(http_timer, http_on_timeout, (uint64_t)ms, 0);
+    return 0;
+}
+
+/* The one multi handle, made on first use. */
+static int http_init(void)
+{
+    if (http_multi != NULL)
+        return 0;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return -1;
+    if ((http_timer = malloc(sizeof *http_timer)) == NULL)
+        return -1;
+    uv_timer_init(uv_default_loop(), http_timer);
+    http_multi = curl_multi_init();
+    curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, http_on_socket);
+    curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, http_on_timer);
+    return 0;
+}
+
+static size_t http_on_body(char *data, size_t size, size_t n, void *userp)
+{
+    http_request *r = userp;
+    size_t len = size * n, keep = len;
+    r->total += len;
+    if (r->len + keep > r->max_body)
+        keep = r->max_body - r->len;   /* the rest is counted and dropped */
+    if (keep > 0) {
+        char *p = realloc(r->body, r->len + keep + 1);
+        if (p == NULL)
+            return 0;
+        r->body = p;
+        memcpy(r->body + r->len, data, keep);
+        r->len += keep;
+    }
+    return len;
+}
+
+static size_t http_on_header(char *data, size_t size, size_t n, void *userp)
+{
+    http_request *r = userp;
+    size_t len = size * n;
+    if (len > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
+        size_t i = 12, j = 0;
+        while (i < len && (data[i] == ' ' || data[i] == '\t'))
+            i++;
+        while (i < len && data[i] != '\r' && data[i] != '\n' && j < sizeof r->retry_after - 1)
+            r->retry_after[j++] = data[i++];
+        r->retry_after[j] = '\0';
+    }
+    return len;
+}
+
+/* Frees what a request holds and lets its userdata go. */
+static void http_release(http_request *r)
+{
+    if (r->easy != NULL) {
+        curl_multi_remove_handle(http_multi, r->easy);
+        curl_easy_cleanup(r->easy);
+    }
+    curl_slist_free_all(r->headers);
+    free(r->body);
+    if (r->box != NULL)
+        *r->box = NULL;
+    luaL_unref(r->L, LUA_REGISTRYINDEX, r->fn_ref);
+    luaL_unref(r->L, LUA_REGISTRYINDEX, r->self_ref);
+    free(r);
+}
+
+/* Calls back with { status, body, bytes, retry_after } or { error, code }, then frees. */
+static void http_finish(http_request *r, CURLcode code)
+{
+    lua_State *L = r->L;
+    long status = 0;
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->fn_ref);
+    lua_createtable(L, 0, 4);
+    if (code == CURLE_OK) {
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        lua_pushinteger(L, status);
+        lua_setfield(L, -2, "status");
+        lua_pushlstring(L, r->body ? r->body : "", r->len);
+        lua_setfield(L, -2, "body");
+        lua_pushinteger(L, (lua_Integer)r->total);
+        lua_setfield(L, -2, "bytes");
+        if (r->retry_after[0]) {
+            lua_pushstring(L, r->retry_after);
+            lua_setfield(L, -2, "retry_after");
+        }
+    } else {
+        lua_pushstring(L, curl_easy_strerror(code));
+        lua_setfield(L, -2, "error");
+        lua_pushinteger(L, code);
+        lua_setfield(L, -2, "code");
+    }
+    http_release(r);
+    loop_pcall(L, 1, 0);
+}
+
+static void http_check_done(void)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(http_multi, &left)) != NULL) {
+        http_request *r = NULL;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        http_finish(r, msg->data.result);
+    }
+}
+
+/* core.http({ url, method, headers = { "K: V" }, body, user_agent, connect_timeout,
+ * timeout (seconds), max_body, ca_file }, callback) -> request. The callback gets
+ * { status, body, bytes, retry_after } or { error, code }; request:cancel() ends it. */
+static int http_new(lua_State *L)
+{
+    const char *url, *method, *body, *ua, *ca;
+    size_t body_len = 0;
+    double connect_timeout, timeout;
+    lua_Integer max_body;
+    http_request *r;
+    http_box *box;
+    int i, n;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_getfield(L, 1, "url");
+    lua_getfield(L, 1, "method");
+    lua_getfield(L, 1, "body");
+    lua_getfield(L, 1, "user_agent");
+    lua_getfield(L, 1, "connect_timeout");
+    lua_getfield(L, 1, "timeout");
+    lua_getfield(L, 1, "max_body");
+    lua_getfield(L, 1, "ca_file");
+    url = luaL_checkstring(L, 3);
+    method = luaL_optstring(L, 4, "GET");
+    body = luaL_optlstring(L, 5, NULL, &body_len);
+    ua = luaL_optstring(L, 6, "phonehome/" PHONEHOME_VERSION);
+    connect_timeout = luaL_optnumber(L, 7, 10);
+    timeout = luaL_optnumber(L, 8, 30);
+    max_body = luaL_optinteger(L, 9, 64 * 1024);
+    ca = luaL_optstring(L, 10, NULL);
+    luaL_argcheck(L, connect_timeout > 0 && timeout > 0, 1, "timeouts must be positive");
+    luaL_argcheck(L, max_body >= 0, 1, "max_body must not be negative");
+    if (lua_getfield(L, 1, "headers") != LUA_TNIL)
+        luaL_checktype(L, -1, LUA_TTABLE);
+    if (http_init() < 0)
+        return luaL_error(L, "cannot initialise libcurl");
+
+    box = lua_newuserdatauv(L, sizeof *box, 0);
+    box->r = NULL;
+    luaL_setmetatable(L, HTTP_REQUEST);
+    if ((r = calloc(1, sizeof *r)) == NULL || (r->easy = curl_easy_init()) == NULL) {
+        free(r);
+        return luaL_error(L, "out of memory");
+    }
+    box->r = r;
+    r->box = &box->r;
+    r->L = loop_main_thread(L);
+    r->max_body = (size_t)max_body;
+    r->fn_ref = r->self_ref = LUA_NOREF;
+    n = lua_istable(L, 11) ? (int)luaL_len(L, 11) : 0;
+    for (i = 1; i <= n; i++) {
+        struct curl_slist *h;
+        lua_geti(L, 11, i);
+        h = curl_slist_append(r->headers, luaL_checkstring(L, -1));
+        lua_pop(L, 1);
+        if (h == NULL)
+            return luaL_error(L, "out of memory");
+        r->headers = h;
+    }
+    curl_easy_setopt(r->easy, CURLOPT_URL, url);
+    curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);
+    if (body != NULL) {
+        curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long)body_len);
+        curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, body);
+    }
+    curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+    curl_easy_setopt(r->easy, CURLOPT_USERAGENT, ua);
+    curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000));
+    curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
+    curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(r->easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    /* Debian sets a CA directory too, which defeats the cached CA store */
+    curl_easy_setopt(r->easy, CURLOPT_CAPATH, NULL);
+    if (ca != NULL)
+        curl_easy_setopt(r->easy, CURLOPT_CAINFO, ca);
+    curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, http_on_body);
+    curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, http_on_header);
+    curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+    lua_pushvalue(L, 2);
+    r->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, -1);
+    r->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (curl_multi_add_handle(http_multi, r->easy) != CURLM_OK) {
+        http_release(r);
+        return luaL_error(L, "cannot start the transfer");
+    }
+    return 1;
+}
+
+/* request:cancel(): ends a transfer in flight; its callback gets { error = "cancelled" }. */
+static int http_cancel(lua_State *L)
+{
+    http_box *box = luaL_checkudata(L, 1, HTTP_REQUEST);
+    http_request *r = box->r;
+    lua_State *main;
+    if (r == NULL)
+        return 0;
+    main = r->L;
+    lua_rawgeti(main, LUA_REGISTRYINDEX, r->fn_ref);
+    http_release(r);
+    lua_createtable(main, 0, 2);
+    lua_pushliteral(main, "cancelled");
+    lua_setfield(main, -2, "error");
+    loop_pcall(main, 1, 0);
+    return 0;
+}
+
+static int http_gc(lua_State *L)
+{
+    http_box *box = luaL_checkudata(L, 1, HTTP_REQUEST);
+    if (box->r != NULL)
+        http_release(box->r);   /* only at the state's close: active requests are anchored */
+    return 0;
+}
+
+static const luaL_Reg http_methods[] = {
+    {"cancel", http_cancel},
+    {NULL, NULL}
+};
+
+void http_open(lua_State *L)
+{
+    core_class(L, HTTP_REQUEST, http_methods, http_gc, "http", http_new);
+}
+
+/* At exit: the multi handle and libcurl's globals. */
+void http_shutdown(void)
+{
+    if (http_multi == NULL)
+        return;
+    curl_multi_cleanup(http_multi);
+    http_multi = NULL;
+    uv_close((uv_handle_t *)http_timer, http_free_handle);
+    curl_global_cleanup();
+}
