@@ -67,10 +67,19 @@ $(MODULE): $(CORE_OBJ)
 	@echo "LD $@"
 	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libuv uuid libmicrohttpd sqlite3 libcurl)
 
-# Until the daemon exists: build and print the report of every bundled product.
+# The main job: a collector on 127.0.0.1 and the daemon with every bundled product sent
+# to it, a day passing in 30 s; each report is printed as it arrives. Ctrl-C stops both.
+RUN_DIR = $(BUILD)/run
 run: all
-	$(Q)for f in scripts/*.lua; do p=$$(basename $$f .lua); echo "== $$p"; \
-	    $(BIN) show $$p --data-dir $(BUILD)/data || exit 1; done
+	$(Q)mkdir -p $(RUN_DIR); rm -f $(RUN_DIR)/collect.log; \
+	$(BIN) collect --listen 127.0.0.1:0 --db $(RUN_DIR)/reports.db --print 2>$(RUN_DIR)/collect.log & \
+	cpid=$$!; trap 'kill -TERM $$cpid $$rpid 2>/dev/null; wait' INT TERM; \
+	for i in $$(seq 100); do port=$$(sed -n 's/.*msg=listening addr=127.0.0.1:\([0-9]*\).*/\1/p' \
+	    $(RUN_DIR)/collect.log); [ -n "$$port" ] && break; sleep 0.05; done; \
+	echo "collector on http://127.0.0.1:$$port (log: $(RUN_DIR)/collect.log); Ctrl-C stops"; \
+	$(BIN) run --endpoint http://127.0.0.1:$$port --time-scale 2880 --data-dir $(RUN_DIR)/data \
+	    --set synapse.report_stats=true & rpid=$$!; \
+	wait $$rpid; kill -TERM $$cpid 2>/dev/null; wait $$cpid; true
 
 spec: all
 	$(Q)PHONEHOME_BUILD=$(BUILD) $(BUSTED) $(SPEC_ARGS)

@@ -190,6 +190,16 @@ static int store_getenv(lua_State *L)
 }
 
 /* Whether we run as root, which decides the default data directory. */
+/* Removes a file: true, or nil, message. */
+static int store_remove(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    if (unlink(path) < 0)
+        return core_fail(L, path, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int store_is_root(lua_State *L)
 {
     lua_pushboolean(L, geteuid() == 0);
@@ -198,6 +208,7 @@ static int store_is_root(lua_State *L)
 
 static const luaL_Reg store_funcs[] = {
     {"is_root", store_is_root},
+    {"remove", store_remove},
     {"readfile", store_readfile},
     {"listdir", store_listdir},
     {"isdir", store_isdir},

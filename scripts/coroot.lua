@@ -7,6 +7,7 @@ return {
         .. "it observes, the size of the infrastructure, how the UI is used, and performance.",
     endpoint = "https://coroot.com/ce/usage-statistics",
     method = "POST",
+    delivery = { retries = 0, timeout = "60s" },
     schedule = { first = "1h", interval = "1h", at_start = true, anchor = "previous" },
     identity = { file = "instance.uuid", field = "instance.uuid" },
     optout = {

@@ -31,6 +31,7 @@ return {
         .. "environment, connected clients and subscriptions, and replicated volume.",
     endpoint = "https://checkpoint.electric-sql.com",
     method = "POST",
+    delivery = { retries = 3, backoff = "1s", retry_on = { 408, 429, 500, 502, 503, 504 } },
     schedule = { first = "5m", interval = "4h", anchor = "previous" },
     identity = { field = "data.environment.electric_cluster_uuid" },
     optout = {

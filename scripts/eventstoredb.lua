@@ -27,6 +27,7 @@ return {
         .. "machine size, enabled protocols, projections and persistent subscriptions.",
     endpoint = "https://eventstore.com/telemetry",
     method = "POST",
+    delivery = { retries = 0 },
     schedule = { first = "1h", send_delay = "10s", interval = "24h", anchor = "previous" },
     identity = { field = "database.firstEpochId" },
     optout = {

@@ -50,6 +50,7 @@ return {
     method = "POST",
     format = "ga4",
     identity = { field = "client_id" },
+    last_report = "system_metrics_report.json",
     schedule = { first = { setting = "initial_report" }, interval = { setting = "periodic_report" },
                  anchor = "previous" },
     optout = {

@@ -8,16 +8,22 @@ local datadir = require("phonehome.datadir")
 local docs = require("phonehome.docs")
 local log = require("phonehome.log")
 local collector = require("phonehome.collector")
+local daemon = require("phonehome.daemon")
+local status = require("phonehome.status")
 
 local M = {}
 
 M.usage = [[
-Usage: phonehome COMMAND [ARGS] [OPTIONS]
+Usage: phonehome COMMAND [ARGS] [OPTIONS] [-- PRODUCT-ARGS]
 
 Runs products' anonymous usage statistics ("phone home" reports), each defined by
 one Lua script.
 
 Commands:
+  run [PRODUCT...]   the daemon: send each product's report on its schedule;
+                     PRODUCT-ARGS are the products' own flags (opt-out switches)
+  status [PRODUCT...] whether each product sends and why, instance id, last sent,
+                     next due, spool depth
   show PRODUCT       build one report now from real probes and print it as JSON;
                      nothing is sent
   docs PRODUCT       print the product's fields, schedule, endpoint, opt-out
@@ -36,6 +42,13 @@ Options:
   --pid N            the product's server process, described by process probes
   --pidfile FILE     the same, read from a pid file
 
+Options of run and status:
+  --endpoint BASE    send every product to BASE/v1/report/PRODUCT (a collector)
+  --once             build and send each report now; exit 0 if all were delivered
+  --dry-run          build and log reports, send nothing
+  --time-scale N     divide every duration by N (demos, tests)
+  --json             status: one JSON object per product
+
 Options of collect and reports:
   --listen ADDR      address to serve (default 127.0.0.1:8080; port 0: any free)
   --db FILE          the SQLite database (default: reports.db in the data dir)
@@ -43,6 +56,7 @@ Options of collect and reports:
   --ga4 G-ID=PRODUCT store GA4 Measurement Protocol hits of G-ID as PRODUCT
                      (repeatable)
   --store-client     also store each sender's address and user agent
+  --print            collect: print each stored report on stdout as a JSON line
   --product P        reports: only this product's
   --last N           reports: only the last N
 
@@ -60,8 +74,12 @@ local commands = {
     docs = { args = "one", options = {} },
     check = { args = "any", options = { pid = "value", pidfile = "value" } },
     collect = { args = "none", options = { listen = "value", db = "value", ["max-body"] = "value",
-                                           ga4 = "list", ["store-client"] = "flag" } },
+                                           ga4 = "list", ["store-client"] = "flag",
+                                           print = "flag" } },
     reports = { args = "none", options = { db = "value", product = "value", last = "value" } },
+    run = { args = "any", options = { pid = "value", pidfile = "value", endpoint = "value",
+                                      once = "flag", ["dry-run"] = "flag", ["time-scale"] = "value" } },
+    status = { args = "any", options = { json = "flag" } },
 }
 
 local function usage_error(msg)
@@ -84,9 +102,17 @@ function M.parse(argv)
     local out = { args = {}, options = {} }
     local given = {}
     local i = 1
+    out.flags = {}
     while i <= #argv do
         local a = argv[i]
-        if a == "-h" or a == "--help" then
+        if a == "--" then
+            -- the products' own command-line flags
+            for j = i + 1, #argv do
+                local name, value = argv[j]:match("^(%-%-?[^=]+)=?(.*)$")
+                if name then out.flags[name] = value ~= "" and value or true end
+            end
+            break
+        elseif a == "-h" or a == "--help" then
             out.help = true
         elseif a == "-V" or a == "--version" then
             out.version = true
@@ -274,6 +300,19 @@ end
 
 run.collect = collector.collect
 run.reports = collector.reports
+
+function run.run(ctx)
+    local pid, err = prepare(ctx)
+    if not pid then return fail(err) end
+    ctx.pid = pid ~= 0 and pid or nil
+    return daemon.run(ctx)
+end
+
+function run.status(ctx)
+    local ok, err = gather_settings(ctx)
+    if not ok then return fail(err) end
+    return status.run(ctx)
+end
 
 -- main(argv, home) -> exit code.
 function M.main(argv, home)

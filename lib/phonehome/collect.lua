@@ -52,7 +52,7 @@ end
 
 -- new(opts) -> handler(request) -> status, body, content type.
 -- opts: db (reportdb), products (name -> product), ga4 (measurement id -> product name),
--- store_client (keep client address and user agent).
+-- store_client (keep client address and user agent), on_store (called with each row stored).
 function M.new(opts)
     -- Stores one report for a product: 201 stored, 200 a repeat, 4xx what is wrong.
     local function store(req, name, check_ga4)
@@ -81,17 +81,20 @@ function M.new(opts)
                                 reasons = reasons })
         end
         local id_field = p.def.identity and p.def.identity.field
-        local result, id = opts.db:insert({
+        local row = {
             received = core.time(), product = name, body = req.body, idempotency_key = key,
             instance = id_field and at_path(body, id_field) or nil,
             client = opts.store_client and req.client or nil,
             user_agent = opts.store_client and req.headers["user-agent"] or nil,
-        })
+        }
+        local result, id = opts.db:insert(row)
         if not result then
             log.error({ product = name, msg = "cannot store report", error = id })
             return reply(503, { error = "cannot store the report now" })
         end
         if result == "duplicate" then return reply(200, { stored = false, duplicate = true }) end
+        row.id = id
+        if opts.on_store then opts.on_store(row) end
         return reply(201, { stored = true, id = id })
     end
 

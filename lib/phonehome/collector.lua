@@ -62,8 +62,12 @@ function M.collect(ctx)
         db:close()
         return fail(err)
     end
+    local print_row = ctx.options.print and function(row)
+        io.stdout:write(M.line(row), "\n")
+        io.stdout:flush()
+    end
     local handler = collect.new({ db = db, products = products, ga4 = ga4, max_body = max_body,
-                                  store_client = ctx.options["store-client"] == true })
+                                  store_client = ctx.options["store-client"] == true, on_store = print_row })
     local server
     server, err = core.httpd({ listen = ctx.options.listen or "127.0.0.1:8080", max_body = max_body,
                                handler = handler })
@@ -106,6 +110,15 @@ function M.collect(ctx)
     return 0
 end
 
+-- A stored report as one JSON line; the body is JSON already and goes in as received.
+function M.line(r)
+    local head = json.encode({ id = r.id, received = timefmt.iso8601(r.received, 3),
+                               product = r.product, instance = r.instance or json.null,
+                               idempotency_key = r.idempotency_key or json.null,
+                               client = r.client, user_agent = r.user_agent })
+    return head:sub(1, -2) .. ',"report":' .. r.body:gsub("[\r\n]+", "") .. "}"
+end
+
 function M.reports(ctx)
     local last
     if ctx.options.last then
@@ -120,14 +133,7 @@ function M.reports(ctx)
     rows, err = db:list(ctx.options.product, last)
     db:close()
     if not rows then return fail(err) end
-    for _, r in ipairs(rows) do
-        -- the stored body is JSON already: it goes in as it was received
-        local head = json.encode({ id = r.id, received = timefmt.iso8601(r.received, 3),
-                                   product = r.product, instance = r.instance or json.null,
-                                   idempotency_key = r.idempotency_key or json.null,
-                                   client = r.client, user_agent = r.user_agent })
-        io.stdout:write(head:sub(1, -2), ',"report":', (r.body:gsub("[\r\n]+", "")), "}\n")
-    end
+    for _, r in ipairs(rows) do io.stdout:write(M.line(r), "\n") end
     return 0
 end
 

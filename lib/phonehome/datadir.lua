@@ -1,6 +1,7 @@
 -- The data directory: where it is, and the instance ids kept in it.
 local core = require("phonehome.core")
 local log = require("phonehome.log")
+local json = require("phonehome.json")
 
 local M = {}
 
@@ -35,6 +36,37 @@ function M.instance_id(dir, desc)
                    error = err })
     end
     return id
+end
+
+-- Whether the directory can be made and written: true, or nil, message.
+function M.writable(dir)
+    local ok, err = core.mkdir(dir)
+    if not ok then return nil, err end
+    local probe = dir .. "/.phonehome-write-test"
+    ok, err = core.write_atomic(probe, "", 384)
+    if not ok then return nil, err end
+    core.remove(probe)
+    return true
+end
+
+-- The persisted schedule state of a product ({ last_sent, next_due, ... }), or {}.
+function M.read_state(dir, name)
+    local text = core.readfile(dir .. "/" .. name .. ".state.json")
+    local state = text and json.decode(text)
+    return type(state) == "table" and state or {}
+end
+
+-- Writes it atomically; a failure is logged and the daemon goes on.
+function M.write_state(dir, name, state)
+    local ok, err = core.write_atomic(dir .. "/" .. name .. ".state.json", json.encode(state) .. "\n", 420)
+    if not ok then log.warn({ product = name, msg = "cannot save the schedule state", error = err }) end
+    return ok
+end
+
+-- The instance id already kept for a product, without making one (for status).
+function M.existing_instance_id(dir, desc)
+    local text = core.readfile(dir .. "/" .. (desc.identity and desc.identity.file or (desc.name .. ".id")))
+    return text and core.uuid_valid(text) and text or nil
 end
 
 return M

@@ -8,8 +8,10 @@ local M = {}
 local top_keys = {
     name = true, description = true, version = true, endpoint = true, method = true,
     format = true, canonical = true, schedule = true, optout = true, disclosure = true,
-    settings = true, fields = true, identity = true,
+    settings = true, fields = true, identity = true, delivery = true, last_report = true,
 }
+local delivery_keys = { retries = true, retry_on = true, backoff = true, timeout = true,
+                        connect_timeout = true, spool_reports = true, spool_bytes = true }
 local schedule_keys = { first = true, interval = true, jitter = true, anchor = true,
                         at_start = true, send_delay = true }
 local optout_keys = { default = true, env = true, settings = true, flags = true,
@@ -73,8 +75,15 @@ function M.check(def, problem)
 
     M.check_settings(def, problem)
     M.check_fields(def, problem)
+    M.add_implicit_settings(def)
     M.check_schedule(def, problem)
     M.check_optout(def, problem)
+    M.check_delivery(def, problem)
+    if def.last_report ~= nil and (type(def.last_report) ~= "string" or def.last_report:find("/")
+        or def.last_report:match("^%.")) then
+        problem("last_report", "last_report must be a plain file name")
+    end
+    def.last_report = def.last_report or (tostring(def.name) .. ".last.json")
 
     local d = def.disclosure
     if type(d) ~= "table" or type(d.on) ~= "string" or type(d.off) ~= "string" then
@@ -214,6 +223,64 @@ function M.check_fields(def, problem)
     resolve_settings(def, def.fields, "", problem)
 end
 
+-- Settings every product has, for the operator: where reports go, and whether plain
+-- http may leave the machine.
+local implicit_settings = {
+    { name = "endpoint", type = "string",
+      description = "Where reports go instead of the script's endpoint (an http(s) URL)." },
+    { name = "allow_http", type = "bool", default = false,
+      description = "Allow plain http to hosts other than loopback." },
+}
+
+function M.add_implicit_settings(def)
+    for _, s in ipairs(implicit_settings) do
+        if not def.settings_by_name[s.name] then
+            local copy = {}
+            for k, v in pairs(s) do copy[k] = v end
+            def.settings[#def.settings + 1] = copy
+            def.settings_by_name[s.name] = copy
+        end
+    end
+end
+
+-- Retries, backoff and timeouts of delivery, with their defaults.
+function M.check_delivery(def, problem)
+    local d = def.delivery or {}
+    if type(d) ~= "table" then
+        problem("delivery", "delivery must be a table")
+        d = {}
+    end
+    for k in pairs(d) do
+        if not delivery_keys[k] then problem("delivery." .. tostring(k), "unknown key '" .. tostring(k) .. "'") end
+    end
+    d.retries = d.retries or 3
+    if math.type(d.retries) ~= "integer" or d.retries < 0 or d.retries > 20 then
+        problem("delivery.retries", "retries must be an integer from 0 to 20")
+    end
+    d.retry_on = d.retry_on or { 429, 502, 503, 504 }
+    for _, code in ipairs(type(d.retry_on) == "table" and d.retry_on or {}) do
+        if math.type(code) ~= "integer" or code < 400 or code > 599 then
+            problem("delivery.retry_on", "retry_on must list HTTP statuses from 400 to 599")
+        end
+    end
+    for k, default in pairs({ spool_reports = 100, spool_bytes = 10 * 1024 * 1024 }) do
+        d[k] = d[k] or default
+        if math.type(d[k]) ~= "integer" or d[k] < 1 then
+            problem("delivery." .. k, k .. " must be a positive integer")
+        end
+    end
+    for k, default in pairs({ backoff = 1000, timeout = 30000, connect_timeout = 10000 }) do
+        if d[k] == nil then
+            d[k] = default
+        else
+            local ms, err = duration.parse(d[k])
+            if not ms or ms == 0 then problem("delivery." .. k, err or "must be positive") end
+            d[k] = ms
+        end
+    end
+    def.delivery = d
+end
+
 -- A duration may be written out, given in ms, or taken from a setting: { setting = "x" }.
 local function check_duration(def, v, where, problem)
     if type(v) == "table" then
@@ -321,6 +388,7 @@ function M.describe(def)
         endpoint = def.endpoint, method = def.method, format = def.format,
         canonical = def.canonical or false, schedule = def.schedule, optout = def.optout,
         disclosure = def.disclosure, settings = def.settings, identity = def.identity,
+        delivery = def.delivery, last_report = def.last_report,
         fields = fields(def.fields),
     }
 end

@@ -1,0 +1,259 @@
+-- `phonehome run`: every product on its schedule in one libuv loop. Each report is
+-- built, checked, spooled and delivered inside a coroutine of its own product, after
+-- its opt-out switches are read again; signals stop, reload and report state.
+local core = require("phonehome.core")
+local datadir = require("phonehome.datadir")
+local delivery = require("phonehome.delivery")
+local log = require("phonehome.log")
+local optout = require("phonehome.optout")
+local product = require("phonehome.product")
+local schedule = require("phonehome.schedule")
+local settings = require("phonehome.settings")
+local spool = require("phonehome.spool")
+local timefmt = require("phonehome.timefmt")
+
+local M = {}
+
+M.GRACE = 5   -- seconds a stop waits for transfers in flight
+
+local function spawn(fn, ...)
+    local co = coroutine.create(fn)
+    local ok, err = coroutine.resume(co, ...)
+    if not ok then log.error({ msg = "internal error", error = debug.traceback(co, err) }) end
+end
+
+-- The daemon's state, shared by the functions below.
+local D
+
+local function save(p)
+    datadir.write_state(D.data_dir, p.name, p.state)
+end
+
+local function decide(p)
+    local sending, why = optout.decide(p.def, core.getenv, p.settings, D.flags)
+    return sending, why
+end
+
+-- Prints the product's disclosure in the wording of its current decision.
+local function disclose(p)
+    local text = p.sending and p.def.disclosure.on or p.def.disclosure.off
+    io.stderr:write(text, "\n")
+    io.stderr:flush()
+end
+
+-- Delivers the spool in order; stops at the first report that cannot be delivered now.
+local function flush(p)
+    if p.flushing then return end
+    p.flushing = true
+    while p.spool:head() and not D.stopping do
+        if not p.sending then break end
+        local e = p.spool:head()
+        local result, detail = delivery.send(p, e, {
+            base = D.endpoint, scale = D.scale,
+            stopping = function() return D.stopping end,
+            sending = function() return p.sending end,
+        })
+        if result == "delivered" or result == "rejected" then
+            p.spool:remove(e)
+            p.state.last_sent = core.time()
+            p.state.last_result = result .. (detail and (": " .. detail) or "")
+            p.delivered = (p.delivered or 0) + (result == "delivered" and 1 or 0)
+            save(p)
+            if result == "rejected" then p.failed = true end
+        else
+            p.state.last_result = result .. ": " .. tostring(detail)
+            p.failed = result ~= "stopped"
+            save(p)
+            break
+        end
+    end
+    p.flushing = false
+    if D.on_idle then D.on_idle() end
+end
+
+-- One scheduled report: decide, build, keep the last report, spool, deliver.
+local function report(p)
+    p.sending = decide(p)
+    if not p.sending and not p.def.optout.build_when_off then
+        log.info({ product = p.name, msg = "not sending", reason = select(2, decide(p)) })
+        return
+    end
+    local id = datadir.instance_id(D.data_dir, p.def)
+    local json, problems = p.product:build({
+        settings = p.settings, pid = D.pid, session_id = D.session_id, instance_id = id,
+        last_sent = p.state.last_sent,
+    })
+    if not json then
+        for _, e in ipairs(problems) do log.error({ product = p.name, msg = "report not built", error = e }) end
+        p.failed = true
+        return
+    end
+    for _, w in ipairs(problems) do log.warn({ product = p.name, msg = w }) end
+    p.state.last_built = core.time()
+    local ok, err = core.write_atomic(D.data_dir .. "/" .. p.def.last_report, json .. "\n", 420)
+    if not ok then log.warn({ product = p.name, msg = "cannot write the last report", error = err }) end
+    if not p.sending or D.dry_run then
+        log.info({ product = p.name, msg = "report built, not sent",
+                   reason = D.dry_run and "--dry-run" or select(2, decide(p)), report = json })
+        return
+    end
+    p.spool:push(core.uuid(), json)
+    local wait = D.once and 0 or schedule.seconds(p.def.schedule.send_delay, p.settings, D.scale)
+    if wait > 0 then delivery.sleep(wait) end
+    flush(p)
+end
+
+local function arm(p)
+    if p.timer then p.timer:close() end
+    local delay = math.max(0, p.state.next_due - core.time())
+    p.timer = core.timer(math.floor(delay * 1000 + 0.5), function()
+        p.timer = nil
+        if D.stopping then return end
+        local due = p.state.next_due
+        spawn(function()
+            report(p)
+            if D.stopping then return end
+            p.state.next_due = schedule.after(p.def.schedule, D.sched_opts(p), due,
+                                              p.state.last_built or core.time())
+            save(p)
+            log.info({ product = p.name, msg = "next report", due = timefmt.iso8601(p.state.next_due, 3) })
+            arm(p)
+        end)
+    end)
+end
+
+-- Loads one product: script, settings, decision. nil, message when it cannot run.
+local function load(ctx, name)
+    local path = ctx.scripts .. "/" .. name .. ".lua"
+    if not core.exists(path) then return nil, "unknown product '" .. name .. "'" end
+    local prod, problems = product.open(path)
+    if not prod then return nil, table.concat(problems, "; ") end
+    local typed, err = settings.resolve(prod.def, ctx.from_set[name], ctx.from_config[name])
+    if not typed then
+        prod:close()
+        return nil, err
+    end
+    local p = { name = name, product = prod, def = prod.def, settings = typed,
+                state = datadir.read_state(D.data_dir, name),
+                spool = spool.open(D.data_dir, name, prod.def.delivery) }
+    local sending, why = decide(p)
+    if sending == nil then
+        prod:close()
+        return nil, why
+    end
+    p.sending, p.reason = sending, why
+    return p
+end
+
+function M.state_line(p)
+    return { product = p.name, msg = "state", sending = tostring(p.sending), reason = select(2, decide(p)),
+             next_due = p.state.next_due and timefmt.iso8601(p.state.next_due, 3) or "none",
+             last_sent = p.state.last_sent and timefmt.iso8601(p.state.last_sent, 3) or "never",
+             spool = p.spool:depth() }
+end
+
+-- run(ctx) -> exit code. ctx: scripts, data_dir, options, from_set, from_config, pid,
+-- product names (args), flags (after --).
+function M.run(ctx)
+    local scale = tonumber(ctx.options["time-scale"] or 1)
+    if not scale or scale <= 0 then
+        io.stderr:write("phonehome: --time-scale: expected a positive number\n")
+        return 2
+    end
+    local ok, err = datadir.writable(ctx.data_dir)
+    if not ok then
+        io.stderr:write("phonehome: data directory ", ctx.data_dir, " is not writable: ", err, "\n")
+        return 1
+    end
+    local start = core.time()
+    D = { data_dir = ctx.data_dir, flags = ctx.flags, scale = scale, pid = ctx.pid,
+          endpoint = ctx.options.endpoint, dry_run = ctx.options["dry-run"] == true,
+          once = ctx.options.once == true,
+          session_id = core.uuid(), products = {}, stopping = false }
+    function D.sched_opts(p)
+        return { start = start, now = core.time(), state = p.state, settings = p.settings,
+                 scale = scale, random = math.random }
+    end
+    local names = #ctx.args > 0 and ctx.args or product.names(ctx.scripts)
+    for _, name in ipairs(names) do
+        local p, why = load(ctx, name)
+        if p then
+            D.products[#D.products + 1] = p
+        else
+            log.error({ product = name, msg = "product not started", error = why })
+        end
+    end
+    if #D.products == 0 then
+        io.stderr:write("phonehome: no product could be started\n")
+        return 1
+    end
+    for _, p in ipairs(D.products) do
+        disclose(p)
+        log.info({ product = p.name, msg = "started", sending = tostring(p.sending), reason = p.reason,
+                   version = p.def.version })
+    end
+
+    local signals = {}
+    local function finish()
+        for _, p in ipairs(D.products) do
+            if p.timer then p.timer:close() end
+            p.spool:persist()
+            save(p)
+        end
+        for _, s in ipairs(signals) do s:close() end
+        core.stop()
+    end
+    local function stop(signal)
+        if D.stopping then return end
+        D.stopping = true
+        log.info({ msg = "stopping", signal = signal })
+        local deadline = core.time() + M.GRACE
+        local function wait()
+            if next(delivery.active) == nil or core.time() >= deadline then
+                for req in pairs(delivery.active) do req:cancel() end
+                finish()
+            else
+                core.timer(20, wait)
+            end
+        end
+        wait()
+    end
+    signals[#signals + 1] = core.signal("SIGTERM", stop)
+    signals[#signals + 1] = core.signal("SIGINT", stop)
+    signals[#signals + 1] = core.signal("SIGUSR1", function()
+        for _, p in ipairs(D.products) do log.info(M.state_line(p)) end
+    end)
+
+    local code = 0
+    if ctx.options.once then
+        -- every product now; done when no report is being built or delivered
+        local pending = #D.products
+        D.on_idle = function() end
+        for _, p in ipairs(D.products) do
+            spawn(function()
+                report(p)
+                pending = pending - 1
+                if pending == 0 then stop("--once") end
+            end)
+        end
+        core.run()
+        for _, p in ipairs(D.products) do
+            if p.failed or (p.sending and not D.dry_run and p.spool:depth() > 0) then code = 1 end
+        end
+    else
+        for _, p in ipairs(D.products) do
+            p.state.next_due = schedule.first(p.def.schedule, D.sched_opts(p))
+            save(p)
+            log.info({ product = p.name, msg = "next report", due = timefmt.iso8601(p.state.next_due, 3) })
+            arm(p)
+            -- reports an earlier run could not deliver go out as soon as the endpoint answers
+            if p.spool:depth() > 0 and p.sending and not D.dry_run then spawn(flush, p) end
+        end
+        core.run()
+    end
+    for _, p in ipairs(D.products) do p.product:close() end
+    log.info({ msg = "stopped" })
+    return code
+end
+
+return M

@@ -1,0 +1,74 @@
+-- `phonehome status`: per product, whether it sends and which switch decided it, its
+-- instance id, last sent, next due, spool depth and script version, read from the
+-- data directory without changing it.
+local core = require("phonehome.core")
+local datadir = require("phonehome.datadir")
+local json = require("phonehome.json")
+local optout = require("phonehome.optout")
+local product = require("phonehome.product")
+local settings = require("phonehome.settings")
+local timefmt = require("phonehome.timefmt")
+
+local M = {}
+
+local function when(t) return t and timefmt.iso8601(t, 3) or nil end
+
+local function spool_depth(dir, name)
+    local n = 0
+    for _, f in ipairs(core.listdir(dir .. "/spool/" .. name) or {}) do
+        if f:match("^%d+%-.+%.json$") then n = n + 1 end
+    end
+    return n
+end
+
+-- One product's status, or { product, error }.
+local function one(ctx, name)
+    local path = ctx.scripts .. "/" .. name .. ".lua"
+    if not core.exists(path) then return { product = name, error = "unknown product" } end
+    local p, problems = product.open(path)
+    if not p then return { product = name, error = table.concat(problems, "; ") } end
+    local typed, err = settings.resolve(p.def, ctx.from_set[name], ctx.from_config[name])
+    local out = { product = name, version = p.def.version }
+    if not typed then
+        out.error = err
+    else
+        local sending, why = optout.decide(p.def, core.getenv, typed, ctx.flags)
+        if sending == nil then out.error = why else out.sending, out.decided_by = sending, why end
+    end
+    local state = datadir.read_state(ctx.data_dir, name)
+    out.instance_id = datadir.existing_instance_id(ctx.data_dir, p.def)
+    out.last_sent = when(state.last_sent)
+    out.next_due = when(state.next_due)
+    out.last_result = state.last_result
+    out.spool = spool_depth(ctx.data_dir, name)
+    p:close()
+    return out
+end
+
+function M.run(ctx)
+    local names = #ctx.args > 0 and ctx.args or product.names(ctx.scripts)
+    local rows, bad = {}, false
+    for _, name in ipairs(names) do
+        rows[#rows + 1] = one(ctx, name)
+        bad = bad or rows[#rows].error ~= nil
+    end
+    if ctx.options.json then
+        for _, r in ipairs(rows) do io.stdout:write(json.encode(r), "\n") end
+    else
+        for _, r in ipairs(rows) do
+            if r.error then
+                io.stdout:write(r.product, ": error: ", r.error, "\n")
+            else
+                io.stdout:write(string.format(
+                    "%s: %s (%s)\n  instance %s, last sent %s, next due %s, spool %d%s%s\n",
+                    r.product, r.sending and "sending" or "not sending", r.decided_by,
+                    r.instance_id or "(none yet)", r.last_sent or "never", r.next_due or "not scheduled",
+                    r.spool, r.last_result and (", last result: " .. r.last_result) or "",
+                    r.version and (", script version " .. r.version) or ""))
+            end
+        end
+    end
+    return bad and 1 or 0
+end
+
+return M
