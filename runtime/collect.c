@@ -48,8 +48,10 @@ static enum MHD_Result httpd_collect_header(void *cls, enum MHD_ValueKind kind, 
     return MHD_YES;
 }
 
+/* Queues the answer; extra headers come from the table at index headers (0: none). */
 static enum MHD_Result httpd_respond(struct MHD_Connection *c, unsigned status,
-                                     const char *body, size_t len, const char *type)
+                                     const char *body, size_t len, const char *type,
+                                     lua_State *L, int headers)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body,
                                                              MHD_RESPMEM_MUST_COPY);
@@ -57,6 +59,14 @@ static enum MHD_Result httpd_respond(struct MHD_Connection *c, unsigned status,
     if (r == NULL)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
+    if (headers != 0) {
+        lua_pushnil(L);
+        while (lua_next(L, headers)) {     /* ... key value */
+            if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING)
+                MHD_add_response_header(r, lua_tostring(L, -2), lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+    }
     ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -74,7 +84,7 @@ static void httpd_client(struct MHD_Connection *c, char *out, size_t size)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, out, size);
 }
 
-/* Calls handler(request) -> status, body, content type, and queues the answer. */
+/* Calls handler(request) -> status, body, content type [, headers], and queues the answer. */
 static enum MHD_Result httpd_dispatch(httpd *s, struct MHD_Connection *c, const char *method,
                                       const char *url, request *req)
 {
@@ -84,6 +94,7 @@ static enum MHD_Result httpd_dispatch(httpd *s, struct MHD_Connection *c, const 
     const char *body = "", *type = "text/plain";
     char client[INET6_ADDRSTRLEN];
     enum MHD_Result ret;
+    int headers = 0;
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->handler_ref);
     lua_createtable(L, 0, 8);
@@ -104,12 +115,13 @@ static enum MHD_Result httpd_dispatch(httpd *s, struct MHD_Connection *c, const 
     lua_newtable(L);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, httpd_collect_header, L);
     lua_setfield(L, -2, "query");
-    if (loop_pcall(L, 1, 3) == 0) {
-        status = (int)luaL_optinteger(L, -3, 500);
-        body = lua_isstring(L, -2) ? lua_tolstring(L, -2, &len) : "";
-        type = lua_isstring(L, -1) ? lua_tostring(L, -1) : "application/json";
+    if (loop_pcall(L, 1, 4) == 0) {
+        status = lua_isinteger(L, -4) ? (int)lua_tointeger(L, -4) : 500;
+        body = lua_isstring(L, -3) ? lua_tolstring(L, -3, &len) : "";
+        type = lua_isstring(L, -2) ? lua_tostring(L, -2) : "application/json";
+        headers = lua_istable(L, -1) ? lua_gettop(L) : 0;
     }
-    ret = httpd_respond(c, (unsigned)status, body, len, type);
+    ret = httpd_respond(c, (unsigned)status, body, len, type, L, headers);
     lua_settop(L, top);
     return ret;
 }
@@ -230,8 +242,8 @@ static int httpd_parse_listen(const char *listen, struct sockaddr_in *sa)
 }
 
 /* core.httpd{ listen = "127.0.0.1:8080", max_body = bytes, handler = fn }: a server on
- * the loop; handler(request) returns status, body, content type. nil, message when
- * the address cannot be bound. */
+ * the loop; handler(request) returns status, body, content type and, optionally, a
+ * table of extra headers. nil, message when the address cannot be bound. */
 static int httpd_new(lua_State *L)
 {
     struct sockaddr_in sa;

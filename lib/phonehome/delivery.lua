@@ -116,7 +116,10 @@ end
 -- p: { name, def, settings }; opts: base, scale, stopping (function), sending (function).
 function M.send(p, entry, opts)
     local url, err = M.target(p.def, p.settings, opts.base)
-    if not url then return "failed", err end
+    if not url then
+        log.error({ product = p.name, msg = "cannot send", error = err })
+        return "failed", err
+    end
     local d = p.def.delivery
     local bodies = M.bodies(p.def, entry.body)
     for i, body in ipairs(bodies) do
@@ -132,7 +135,7 @@ function M.send(p, entry, opts)
                 connect_timeout = d.connect_timeout / 1000, timeout = d.timeout / 1000,
             })
             local fields = { product = p.name, url = M.redact(url), attempt = attempt, bytes = #body }
-            local retry = false
+            local retry
             if res.error then
                 fields.msg, fields.error = "transfer failed", res.error
                 retry = res.error ~= "cancelled"

@@ -90,6 +90,32 @@ function M.exit_code(proc, seconds)
     return tonumber(M.wait_for(proc.dir .. "/code", "(%d+)", seconds))
 end
 
+-- Starts spec/support/endpoint.lua with a plan: { pid, port, url, dir, requests() }.
+function M.endpoint(plan)
+    local d = M.tmpdir()
+    -- under `make sanitize` the module needs the sanitizer runtime preloaded
+    M.sh("LD_PRELOAD=" .. M.quote(os.getenv("LD_PRELOAD") or "") .. " ASAN_OPTIONS=detect_leaks=0 "
+        .. "lua5.4 spec/support/endpoint.lua " .. M.quote(M.build) .. " " .. d .. " " .. M.quote(plan)
+        .. " >" .. d .. "/log 2>&1 & echo $! >" .. d .. "/pid")
+    local ep = { dir = d, pid = tonumber(M.wait_for(d .. "/pid", "(%d+)")) }
+    ep.port = M.wait_for(d .. "/port", "(%d+)")
+    ep.url = "http://127.0.0.1:" .. ep.port
+    function ep.requests()
+        local out = {}
+        local f = io.open(d .. "/requests")
+        if not f then return out end
+        for line in f:lines() do
+            local n, status, key, bytes, path, t = line:match("^(%d+) (%d+) (%S+) (%d+) (%S+) (%S+)$")
+            out[#out + 1] = { n = tonumber(n), status = tonumber(status), key = key, bytes = tonumber(bytes),
+                              path = path, time = tonumber(t) }
+        end
+        f:close()
+        return out
+    end
+    function ep.stop() M.sh("kill -CONT " .. ep.pid .. "; kill " .. ep.pid .. " 2>/dev/null") end
+    return ep
+end
+
 -- An HTTP request with curl: status, body. opts: method, body, headers, timeout.
 function M.http(url, opts)
     opts = opts or {}

@@ -1,0 +1,367 @@
+-- phonehome run: the real daemon against the real collector and a scripted endpoint on
+-- 127.0.0.1: schedules, --once, --dry-run, opt-out, disclosure, retries, spool, signals.
+-- #integration
+local json = require("phonehome.json")
+local h = require("support.helper")
+
+local PRODUCTS = { "coroot", "electric", "eventstoredb", "mongooseim", "synapse" }
+
+-- A collector to count what arrives.
+local function collector()
+    local dir = h.tmpdir()
+    local c = h.spawn({ "collect", "--listen", "127.0.0.1:0", "--db", dir .. "/reports.db" })
+    c.port = h.wait_for(c.err, "msg=listening addr=127%.0%.0%.1:(%d+)")
+    c.url = "http://127.0.0.1:" .. c.port
+    c.db = dir .. "/reports.db"
+    function c.rows()
+        local r = h.run({ "reports", "--db", c.db })
+        local rows = {}
+        for line in r.out:gmatch("[^\n]+") do rows[#rows + 1] = json.decode(line) end
+        return rows
+    end
+    function c.stop() h.sh("kill -9 " .. c.pid .. " 2>/dev/null") end
+    return c
+end
+
+-- A scripts directory with one test product "t" (its extra definition text given).
+local function product_dir(extra)
+    local dir = h.tmpdir()
+    h.write(dir .. "/t.lua", h.script("t",
+        '{ name = "n", type = "int", description = "d", value = function() return 1 end },', extra))
+    return dir
+end
+
+local function run(args, env)
+    local full = { "run" }
+    for _, a in ipairs(args) do full[#full + 1] = a end
+    return h.run(full, env)
+end
+
+local function count(text, pattern)
+    local n = 0
+    for _ in text:gmatch(pattern) do n = n + 1 end
+    return n
+end
+
+describe("phonehome run #integration", function()
+    local c
+    after_each(function()
+        if c then c.stop() end
+        c = nil
+        h.cleanup()
+    end)
+
+    describe("--once", function()
+        it("sends every product's report now and exits 0 when all were delivered", function()
+            c = collector()
+            local data = h.tmpdir()
+            local r = run({ "--once", "--endpoint", c.url, "--data-dir", data, "--set", "synapse.report_stats=true" })
+            assert.are.equal(0, r.code, r.err)
+            local seen = {}
+            for _, row in ipairs(c.rows()) do seen[row.product] = (seen[row.product] or 0) + 1 end
+            assert.are.same({ coroot = 1, electric = 1, eventstoredb = 1, mongooseim = 1, synapse = 1 }, seen)
+            assert.matches('level=info product=coroot msg="report sent" attempt=1 bytes=%d+ status=201 '
+                .. 'url=http://127', r.err)
+            -- each product keeps its last report; MongooseIM under its own file name
+            assert.is_table(json.decode(h.slurp(data .. "/system_metrics_report.json")))
+            assert.is_table(json.decode(h.slurp(data .. "/coroot.last.json")))
+        end)
+
+        it("keeps the instance id across runs", function()
+            c = collector()
+            local data = h.tmpdir()
+            run({ "coroot", "--once", "--endpoint", c.url, "--data-dir", data })
+            run({ "coroot", "--once", "--endpoint", c.url, "--data-dir", data })
+            local rows = c.rows()
+            assert.are.equal(2, #rows)
+            assert.are.equal(rows[1].instance, rows[2].instance)
+            assert.are.equal(h.slurp(data .. "/instance.uuid"), rows[1].instance)
+        end)
+
+        it("exits 1 and keeps the report when the endpoint is down; delivers all, in order, when it is back",
+            function()
+            c = collector()
+            local port = c.port
+            c.stop()
+            local data, scripts = h.tmpdir(), product_dir("delivery = { retries = 1, backoff = \"100ms\" },")
+            local r = run({ "--once", "--scripts", scripts, "--data-dir", data,
+                            "--endpoint", "http://127.0.0.1:" .. port })
+            assert.are.equal(1, r.code)
+            assert.matches("msg=\"transfer failed\".*error=\"Couldn't connect to server\"", r.err)
+            local first_key = h.sh("ls " .. data .. "/spool/t"):match("^%d+%-(.+)%.json$")
+            assert.is_string(first_key)
+            local st = h.run({ "status", "t", "--scripts", scripts, "--data-dir", data, "--json" })
+            assert.are.equal(1, json.decode(st.out).spool)
+            -- the endpoint comes back on the same port
+            local dir = h.tmpdir()
+            c = h.spawn({ "collect", "--listen", "127.0.0.1:" .. port, "--db", dir .. "/r.db", "--scripts", scripts })
+            h.wait_for(c.err, "msg=listening")
+            c.db, c.url = dir .. "/r.db", "http://127.0.0.1:" .. port
+            c.rows = function()
+                local rows = {}
+                for line in h.run({ "reports", "--db", c.db }).out:gmatch("[^\n]+") do
+                    rows[#rows + 1] = json.decode(line)
+                end
+                return rows
+            end
+            c.stop = function() h.sh("kill -9 " .. c.pid) end
+            r = run({ "--once", "--scripts", scripts, "--data-dir", data, "--endpoint", c.url })
+            assert.are.equal(0, r.code, r.err)
+            local rows = c.rows()
+            assert.are.equal(2, #rows)
+            assert.are.equal(first_key, rows[1].idempotency_key)
+            assert.are_not.equal(first_key, rows[2].idempotency_key)
+            assert.are.equal(0, json.decode(h.run({ "status", "t", "--scripts", scripts, "--data-dir", data,
+                "--json" }).out).spool)
+        end)
+    end)
+
+    it("--dry-run builds and logs reports and sends nothing", function()
+        c = collector()
+        local r = run({ "--once", "--dry-run", "--endpoint", c.url, "--data-dir", h.tmpdir() })
+        assert.are.equal(0, r.code)
+        assert.are.equal(4, count(r.err, 'msg="report built, not sent"'))
+        assert.matches('reason=%-%-dry%-run report="{', r.err)
+        assert.are.same({}, c.rows())
+    end)
+
+    describe("opt-out", function()
+        local cases = {
+            { "eventstoredb", {}, { EVENTSTORE_TELEMETRY_OPTOUT = "true" } },
+            { "coroot", { "--", "--disable-usage-statistics" } },
+            { "coroot", {}, { DISABLE_USAGE_STATISTICS = "true" } },
+            { "coroot", { "--set", "coroot.disable_usage_statistics=true" } },
+            { "synapse", {} },
+            { "synapse", { "--set", "synapse.report_stats=false" } },
+            { "electric", {}, { ELECTRIC_TELEMETRY = "disabled" } },
+            { "electric", {}, { ELECTRIC_TELEMETRY = "off" } },
+            { "mongooseim", { "--set", "mongooseim.report=false" } },
+        }
+        for _, case in ipairs(cases) do
+            local name, args, env = case[1], case[2], case[3] or {}
+            local how = table.concat(args, " ")
+            for k, v in pairs(env) do how = how .. " " .. k .. "=" .. v end
+            it(name .. " sends nothing when turned off by" .. how, function()
+                c = collector()
+                -- the product's own flags come last, after --
+                local full = { name, "--once", "--endpoint", c.url, "--data-dir", h.tmpdir(), table.unpack(args) }
+                local r = run(full, env)
+                assert.are.equal(0, r.code, r.err)
+                assert.matches("sending=false", r.err)
+                assert.are.same({}, c.rows())
+            end)
+        end
+
+        it("DO_NOT_TRACK=1 stops every product", function()
+            c = collector()
+            local r = run({ "--once", "--endpoint", c.url, "--data-dir", h.tmpdir(),
+                            "--set", "synapse.report_stats=true" },
+                { DO_NOT_TRACK = "1" })
+            assert.are.equal(0, r.code)
+            assert.are.equal(5, count(r.err, 'reason="DO_NOT_TRACK=1" sending=false'))
+            assert.are.same({}, c.rows())
+        end)
+
+        it("EventStoreDB still builds and logs its report when opted out", function()
+            c = collector()
+            local r = run({ "eventstoredb", "--once", "--endpoint", c.url, "--data-dir", h.tmpdir() },
+                { EVENTSTORE_TELEMETRY_OPTOUT = "true" })
+            assert.matches('msg="report built, not sent" reason="EVENTSTORE_TELEMETRY_OPTOUT=true" report="{', r.err)
+            assert.are.same({}, c.rows())
+        end)
+
+        it("refuses to start a product whose switch holds a value it does not accept", function()
+            c = collector()
+            local r = run({ "electric", "coroot", "--once", "--endpoint", c.url, "--data-dir", h.tmpdir() },
+                { ELECTRIC_TELEMETRY = "maybe" })
+            assert.matches('level=error product=electric msg="product not started" error=.*ELECTRIC_TELEMETRY', r.err)
+            assert.are.equal(1, #c.rows())
+        end)
+
+        it("prints each product's disclosure in its on or off wording", function()
+            local r = run({ "eventstoredb", "--once", "--dry-run", "--data-dir", h.tmpdir() })
+            assert.matches("You can opt out of sending telemetry", r.err, 1, true)
+            r = run({ "eventstoredb", "--once", "--dry-run", "--data-dir", h.tmpdir() },
+                { EVENTSTORE_TELEMETRY_OPTOUT = "true" })
+            assert.matches("You have opted out of sending telemetry", r.err, 1, true)
+            r = run({ "synapse", "--once", "--dry-run", "--data-dir", h.tmpdir() })
+            assert.matches("does not report usage statistics", r.err, 1, true)
+        end)
+    end)
+
+    describe("delivery", function()
+        it("waits as Retry-After says on 429, with the same Idempotency-Key", function()
+            local ep = h.endpoint("429/1,201")
+            local scripts = product_dir("delivery = { retries = 2, backoff = \"100ms\" },")
+            local r = run({ "--once", "--scripts", scripts, "--data-dir", h.tmpdir(), "--endpoint", ep.url })
+            ep.stop()
+            assert.are.equal(0, r.code, r.err)
+            local reqs = ep.requests()
+            assert.are.equal(2, #reqs)
+            assert.are.equal(reqs[1].key, reqs[2].key)
+            assert.is_true(reqs[2].time - reqs[1].time >= 0.95, "waited " .. (reqs[2].time - reqs[1].time))
+            assert.matches('status=429', r.err)
+        end)
+
+        it("does not retry a 400, and logs the start of the answer", function()
+            local ep = h.endpoint("400")
+            local data, scripts = h.tmpdir(), product_dir("delivery = { retries = 3, backoff = \"100ms\" },")
+            local r = run({ "--once", "--scripts", scripts, "--data-dir", data, "--endpoint", ep.url })
+            ep.stop()
+            assert.are.equal(1, r.code)
+            assert.are.equal(1, #ep.requests())
+            assert.matches('msg="endpoint refused the report".*response="{\\"answer\\":400}" status=400', r.err)
+            assert.are.equal(0, json.decode(h.run({ "status", "t", "--scripts", scripts, "--data-dir", data,
+                "--json" }).out).spool)
+        end)
+
+        it("gives up on a hanging endpoint after the timeout", function()
+            local ep = h.endpoint("201")
+            h.sh("kill -STOP " .. ep.pid)
+            local scripts = product_dir("delivery = { retries = 0, timeout = \"1s\" },")
+            local t0 = os.time()
+            local r = run({ "--once", "--scripts", scripts, "--data-dir", h.tmpdir(), "--endpoint", ep.url })
+            ep.stop()
+            assert.are.equal(1, r.code)
+            assert.is_true(os.time() - t0 <= 4)
+            assert.matches('msg="transfer failed".*error="Timeout was reached"', r.err)
+        end)
+
+        it("refuses plain http to another host unless allowed", function()
+            local scripts = product_dir("")
+            local r = run({ "--once", "--scripts", scripts, "--data-dir", h.tmpdir(),
+                            "--set", "t.endpoint=http://192.0.2.1/report" })
+            assert.are.equal(1, r.code)
+            assert.matches("plain http to 192%.0%.2%.1 refused; use https, or set t%.allow_http=true", r.err)
+        end)
+
+        it("bounds the spool, dropping the oldest", function()
+            local data = h.tmpdir()
+            local scripts = product_dir([[schedule = { first = "100ms", interval = "100ms" },
+                delivery = { retries = 0, spool_reports = 3 },]])
+            local p = h.spawn({ "run", "--scripts", scripts, "--data-dir", data, "--endpoint", "http://127.0.0.1:9" })
+            h.sh("sleep 1.2")
+            h.sh("kill -TERM " .. p.pid)
+            assert.are.equal(0, h.exit_code(p))
+            local err = h.slurp(p.err)
+            assert.matches('msg="spool full: dropped the oldest report"', err)
+            assert.are.equal(3, json.decode(h.run({ "status", "t", "--scripts", scripts, "--data-dir", data,
+                "--json" }).out).spool)
+        end)
+    end)
+
+    describe("schedules", function()
+        it("sends Coroot at start and then every hour (time scale 3600)", function()
+            c = collector()
+            local p = h.spawn({ "run", "coroot", "--endpoint", c.url, "--data-dir", h.tmpdir(),
+                                "--time-scale", "3600" })
+            h.sh("sleep 2.5")
+            h.sh("kill -TERM " .. p.pid)
+            assert.are.equal(0, h.exit_code(p))
+            assert.are.equal(3, #c.rows())
+        end)
+
+        it("anchors Synapse to process start: +300 s, then +3 h", function()
+            local ep = h.endpoint("200")
+            local p = h.spawn({ "run", "synapse", "--endpoint", ep.url, "--data-dir", h.tmpdir(),
+                                "--time-scale", "3600",
+                                "--set", "synapse.report_stats=true" })
+            local t0 = tonumber(h.sh("date +%s.%N"))
+            h.sh("sleep 3.6")
+            h.sh("kill -TERM " .. p.pid)
+            assert.are.equal(0, h.exit_code(p))
+            ep.stop()
+            local reqs = ep.requests()
+            assert.are.equal(2, #reqs)
+            assert.is_true(reqs[1].time - t0 < 0.6, "first after " .. (reqs[1].time - t0))
+            assert.is_true(math.abs(reqs[2].time - t0 - 3) < 0.3, "second after " .. (reqs[2].time - t0))
+            assert.are.equal("/v1/report/synapse", reqs[1].path)
+        end)
+
+        it("counts MongooseIM's milliseconds from the previous report", function()
+            local ep = h.endpoint("200")
+            local p = h.spawn({ "run", "mongooseim", "--endpoint", ep.url, "--data-dir", h.tmpdir(),
+                                "--set", "mongooseim.initial_report=500", "--set", "mongooseim.periodic_report=1000" })
+            h.sh("sleep 2.2")
+            h.sh("kill -TERM " .. p.pid)
+            assert.are.equal(0, h.exit_code(p))
+            ep.stop()
+            local reqs = ep.requests()
+            assert.are.equal(2, #reqs)
+            assert.is_true(math.abs(reqs[2].time - reqs[1].time - 1) < 0.2)
+        end)
+
+        it("does not send early after a restart", function()
+            local ep = h.endpoint("200")
+            local data, scripts = h.tmpdir(), product_dir([[schedule = { first = "300ms", interval = "3s" },]])
+            local p = h.spawn({ "run", "--scripts", scripts, "--data-dir", data, "--endpoint", ep.url })
+            h.sh("sleep 0.6")
+            h.sh("kill -TERM " .. p.pid)
+            h.exit_code(p)
+            assert.are.equal(1, #ep.requests())
+            p = h.spawn({ "run", "--scripts", scripts, "--data-dir", data, "--endpoint", ep.url })
+            h.sh("sleep 1")
+            assert.are.equal(1, #ep.requests())
+            local st = json.decode(h.run({ "status", "t", "--scripts", scripts, "--data-dir", data, "--json" }).out)
+            assert.is_true(st.next_due > st.last_sent)
+            h.sh("kill -TERM " .. p.pid)
+            assert.are.equal(0, h.exit_code(p))
+            ep.stop()
+        end)
+    end)
+
+    describe("signals and files", function()
+        it("finishes or abandons a transfer on SIGTERM within the grace, keeping the report", function()
+            local ep = h.endpoint("201")
+            h.sh("kill -STOP " .. ep.pid)
+            local data, scripts = h.tmpdir(), product_dir([[schedule = { first = "0s", interval = "1h" },
+                delivery = { retries = 0, timeout = "60s" },]])
+            local p = h.spawn({ "run", "--scripts", scripts, "--data-dir", data, "--endpoint", ep.url })
+            h.sh("sleep 0.5")
+            local t0 = os.time()
+            h.sh("kill -TERM " .. p.pid)
+            assert.are.equal(0, h.exit_code(p))
+            assert.is_true(os.time() - t0 <= 7)
+            ep.stop()
+            assert.are.equal(1, json.decode(h.run({ "status", "t", "--scripts", scripts, "--data-dir", data,
+                "--json" }).out).spool)
+        end)
+
+        it("logs each product's state on SIGUSR1", function()
+            local p = h.spawn({ "run", "coroot", "synapse", "--dry-run", "--data-dir", h.tmpdir() })
+            h.wait_for(p.err, "msg=started")
+            h.sh("sleep 0.2; kill -USR1 " .. p.pid)
+            h.wait_for(p.err, "product=synapse msg=state")
+            h.sh("kill -INT " .. p.pid)
+            assert.are.equal(0, h.exit_code(p))
+            assert.matches('product=coroot msg=state .*sending=true', h.slurp(p.err))
+        end)
+
+        it("refuses a data directory it cannot write", function()
+            local r = run({ "--once", "--data-dir", "/proc/phonehome" })
+            assert.are.equal(1, r.code)
+            assert.matches("data directory /proc/phonehome is not writable", r.err)
+        end)
+    end)
+
+    describe("status", function()
+        it("tells per product whether it sends, which switch decided, and what is due", function()
+            local data = h.tmpdir()
+            local r = h.run({ "status", "--data-dir", data, "--json" }, { EVENTSTORE_TELEMETRY_OPTOUT = "true" })
+            assert.are.equal(0, r.code)
+            local by = {}
+            for line in r.out:gmatch("[^\n]+") do
+                local s = json.decode(line)
+                by[s.product] = s
+            end
+            assert.are.same(PRODUCTS, (function() local t = {} for k in pairs(by) do t[#t + 1] = k end
+                table.sort(t) return t end)())
+            assert.is_false(by.eventstoredb.sending)
+            assert.are.equal("EVENTSTORE_TELEMETRY_OPTOUT=true", by.eventstoredb.decided_by)
+            assert.is_false(by.synapse.sending)
+            assert.is_true(by.coroot.sending)
+            r = h.run({ "status", "coroot", "--data-dir", data, "--", "--disable-usage-statistics" })
+            assert.matches("coroot: not sending %(flag %-%-disable%-usage%-statistics%)", r.out)
+        end)
+    end)
+end)
