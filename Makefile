@@ -25,7 +25,7 @@ MODULE   = $(BUILD)/lib/phonehome/core.so
 # Debian packages the build, the tests and the tools need.
 DEBS = make gcc pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check \
        libuv1-dev libcurl4-openssl-dev uuid-dev libmicrohttpd-dev libsqlite3-dev cppcheck \
-       curl wrk
+       curl wrk openssl
 DEPS_STAMP = $(BUILD)/.deps
 
 BUSTED = $(LUA) /usr/bin/busted

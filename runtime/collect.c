@@ -241,14 +241,16 @@ static int httpd_parse_listen(const char *listen, struct sockaddr_in *sa)
     return inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sa->sin_addr) == 1 ? 0 : -1;
 }
 
-/* core.httpd{ listen = "127.0.0.1:8080", max_body = bytes, handler = fn }: a server on
- * the loop; handler(request) returns status, body, content type and, optionally, a
- * table of extra headers. nil, message when the address cannot be bound. */
+/* core.httpd{ listen = "127.0.0.1:8080", max_body = bytes, handler = fn, tls_cert = PEM,
+ * tls_key = PEM }: a server on the loop, HTTPS when given a certificate and key;
+ * handler(request) returns status, body, content type and, optionally, a table of extra
+ * headers. nil, message when the address cannot be bound. */
 static int httpd_new(lua_State *L)
 {
     struct sockaddr_in sa;
-    const char *listen;
+    const char *listen, *cert, *key;
     lua_Integer max_body;
+    unsigned int flags = MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;
     httpd *s;
     int fd;
@@ -257,6 +259,13 @@ static int httpd_new(lua_State *L)
     lua_getfield(L, 1, "listen");
     lua_getfield(L, 1, "max_body");
     lua_getfield(L, 1, "handler");
+    lua_getfield(L, 1, "tls_cert");
+    lua_getfield(L, 1, "tls_key");
+    cert = luaL_optstring(L, 5, NULL);
+    key = luaL_optstring(L, 6, NULL);
+    luaL_argcheck(L, (cert == NULL) == (key == NULL), 1, "tls_cert and tls_key go together");
+    if (cert != NULL)
+        flags |= MHD_USE_TLS;
     listen = luaL_checkstring(L, 2);
     max_body = luaL_optinteger(L, 3, 1024 * 1024);
     luaL_checktype(L, 4, LUA_TFUNCTION);
@@ -270,8 +279,10 @@ static int httpd_new(lua_State *L)
     luaL_setmetatable(L, HTTPD_HANDLE);
     s->L = loop_main_thread(L);
     s->max_body = (size_t)max_body;
-    s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                              httpd_access, s,
+    /* the key and certificate options are read only with MHD_USE_TLS */
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, s,
+                              MHD_OPTION_HTTPS_MEM_KEY, key ? key : "",
+                              MHD_OPTION_HTTPS_MEM_CERT, cert ? cert : "",
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                               MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, s,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
@@ -282,7 +293,8 @@ static int httpd_new(lua_State *L)
     if (s->mhd == NULL) {
         int err = errno;
         lua_pushnil(L);
-        lua_pushfstring(L, "cannot listen on %s: %s", listen, strerror(err ? err : EADDRINUSE));
+        lua_pushfstring(L, "cannot listen on %s: %s", listen,
+                        cert && err == 0 ? "bad TLS certificate or key" : strerror(err ? err : EADDRINUSE));
         return 2;
     }
     info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);

@@ -282,6 +282,8 @@ static int http_new(lua_State *L)
     curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
     curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(r->easy, CURLOPT_FOLLOWLOCATION, 0L);
+    /* reports are minutes or hours apart: no idle connection kept to wake us */
+    curl_easy_setopt(r->easy, CURLOPT_FORBID_REUSE, 1L);
     curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, 2L);
     /* Debian sets a CA directory too, which defeats the cached CA store */

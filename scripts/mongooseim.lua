@@ -63,6 +63,7 @@ return {
             .. "system_metrics_report.json. Set report = false in "
             .. "[services.service_mongoose_system_metrics] to stop.",
         off = "MongooseIM system metrics are disabled (report = false): nothing is sent.",
+        quiet_when = { report = true },
     },
     settings = {
         { name = "report", type = "bool",

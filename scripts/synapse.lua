@@ -12,7 +12,7 @@ return {
     endpoint = "https://matrix.org/report-usage-stats/push",
     method = "PUT",
     canonical = true,
-    delivery = { retries = 0, timeout = "60s" },
+    delivery = { retries = 0, timeout = "60s", log_report = true },
     schedule = { first = "300s", interval = "3h", anchor = "start" },
     optout = {
         default = "off",

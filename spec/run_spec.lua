@@ -178,6 +178,18 @@ describe("phonehome run #integration", function()
             assert.are.equal(1, #c.rows())
         end)
 
+        it("logs Synapse's report before sending it, and lets MongooseIM start quietly", function()
+            c = collector()
+            local r = run({ "synapse", "--once", "--endpoint", c.url, "--data-dir", h.tmpdir(),
+                            "--set", "synapse.report_stats=true" })
+            assert.matches('product=synapse msg="sending report" report="{\\"cache_factor\\"', r.err)
+            r = run({ "mongooseim", "--once", "--dry-run", "--data-dir", h.tmpdir() })
+            assert.matches("MongooseIM collects anonymous system metrics", r.err, 1, true)
+            r = run({ "mongooseim", "--once", "--dry-run", "--data-dir", h.tmpdir(),
+                      "--set", "mongooseim.report=true" })
+            assert.is_nil(r.err:find("MongooseIM collects", 1, true))
+        end)
+
         it("prints each product's disclosure in its on or off wording", function()
             local r = run({ "eventstoredb", "--once", "--dry-run", "--data-dir", h.tmpdir() })
             assert.matches("You can opt out of sending telemetry", r.err, 1, true)
@@ -225,6 +237,25 @@ describe("phonehome run #integration", function()
             assert.are.equal(1, r.code)
             assert.is_true(os.time() - t0 <= 4)
             assert.matches('msg="transfer failed".*error="Timeout was reached"', r.err)
+        end)
+
+        it("verifies TLS peers: with the operator's CA file, and never without", function()
+            local dir = h.tmpdir()
+            h.sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost "
+                .. "-addext subjectAltName=IP:127.0.0.1 -days 2 -keyout " .. dir .. "/key.pem -out " .. dir
+                .. "/cert.pem 2>/dev/null")
+            local tls = h.spawn({ "collect", "--listen", "127.0.0.1:0", "--db", dir .. "/r.db",
+                                  "--tls-cert", dir .. "/cert.pem", "--tls-key", dir .. "/key.pem" })
+            local port = h.wait_for(tls.err, "addr=127%.0%.0%.1:(%d+) .*scheme=https")
+            local url = "https://127.0.0.1:" .. port
+            local r = run({ "coroot", "--once", "--endpoint", url, "--data-dir", dir })
+            assert.are.equal(1, r.code)
+            assert.matches('msg="transfer failed".*error="SSL peer certificate', r.err)
+            r = run({ "coroot", "--once", "--endpoint", url, "--data-dir", dir,
+                      "--set", "coroot.ca_file=" .. dir .. "/cert.pem" })
+            assert.are.equal(0, r.code, r.err)
+            assert.matches('msg="report sent".*status=201 url=https://', r.err)
+            h.sh("kill " .. tls.pid)
         end)
 
         it("refuses plain http to another host unless allowed", function()

@@ -57,6 +57,8 @@ Options of collect and reports:
                      (repeatable)
   --store-client     also store each sender's address and user agent
   --print            collect: print each stored report on stdout as a JSON line
+  --tls-cert FILE    collect: serve HTTPS with this PEM certificate ...
+  --tls-key FILE     ... and this PEM private key
   --product P        reports: only this product's
   --last N           reports: only the last N
 
@@ -75,7 +77,8 @@ local commands = {
     check = { args = "any", options = { pid = "value", pidfile = "value" } },
     collect = { args = "none", options = { listen = "value", db = "value", ["max-body"] = "value",
                                            ga4 = "list", ["store-client"] = "flag",
-                                           print = "flag" } },
+                                           print = "flag", ["tls-cert"] = "value",
+                                           ["tls-key"] = "value" } },
     reports = { args = "none", options = { db = "value", product = "value", last = "value" } },
     run = { args = "any", options = { pid = "value", pidfile = "value", endpoint = "value",
                                       once = "flag", ["dry-run"] = "flag", ["time-scale"] = "value" } },

@@ -68,15 +68,25 @@ function M.collect(ctx)
     end
     local handler = collect.new({ db = db, products = products, ga4 = ga4, max_body = max_body,
                                   store_client = ctx.options["store-client"] == true, on_store = print_row })
+    local cert, key
+    if ctx.options["tls-cert"] or ctx.options["tls-key"] then
+        cert, err = core.readfile(ctx.options["tls-cert"] or "--tls-cert not given")
+        if cert then key, err = core.readfile(ctx.options["tls-key"] or "--tls-key not given") end
+        if not cert or not key then
+            db:close()
+            return fail(err)
+        end
+    end
     local server
     server, err = core.httpd({ listen = ctx.options.listen or "127.0.0.1:8080", max_body = max_body,
-                               handler = handler })
+                               handler = handler, tls_cert = cert, tls_key = key })
     if not server then
         db:close()
         return fail(err)
     end
     local host = (ctx.options.listen or "127.0.0.1:8080"):match("^(.*):")
-    log.info({ msg = "listening", addr = host .. ":" .. server:port(), db = path })
+    log.info({ msg = "listening", addr = host .. ":" .. server:port(), db = path,
+               scheme = cert and "https" or "http" })
 
     local stopping = false
     local signals = {}

@@ -34,8 +34,12 @@ local function decide(p)
     return sending, why
 end
 
--- Prints the product's disclosure in the wording of its current decision.
+-- Prints the product's disclosure in the wording of its current decision, unless a
+-- setting the product names says to start quietly.
 local function disclose(p)
+    for name, value in pairs(p.def.disclosure.quiet_when or {}) do
+        if p.settings[name] == value then return end
+    end
     local text = p.sending and p.def.disclosure.on or p.def.disclosure.off
     io.stderr:write(text, "\n")
     io.stderr:flush()
@@ -97,6 +101,7 @@ local function report(p)
                    reason = D.dry_run and "--dry-run" or select(2, decide(p)), report = json })
         return
     end
+    if p.def.delivery.log_report then log.info({ product = p.name, msg = "sending report", report = json }) end
     p.spool:push(core.uuid(), json)
     local wait = D.once and 0 or schedule.seconds(p.def.schedule.send_delay, p.settings, D.scale)
     if wait > 0 then delivery.sleep(wait) end

@@ -11,7 +11,8 @@ local top_keys = {
     settings = true, fields = true, identity = true, delivery = true, last_report = true,
 }
 local delivery_keys = { retries = true, retry_on = true, backoff = true, timeout = true,
-                        connect_timeout = true, spool_reports = true, spool_bytes = true }
+                        connect_timeout = true, spool_reports = true, spool_bytes = true,
+                        log_report = true }
 local schedule_keys = { first = true, interval = true, jitter = true, anchor = true,
                         at_start = true, send_delay = true }
 local optout_keys = { default = true, env = true, settings = true, flags = true,
@@ -90,7 +91,15 @@ function M.check(def, problem)
         problem("disclosure", "disclosure must be { on = text, off = text }")
     else
         for k in pairs(d) do
-            if k ~= "on" and k ~= "off" then problem("disclosure", "unknown key '" .. k .. "'") end
+            if k ~= "on" and k ~= "off" and k ~= "quiet_when" then
+                problem("disclosure", "unknown key '" .. tostring(k) .. "'")
+            end
+        end
+        -- settings whose values silence the notice at start (MongooseIM's report = true)
+        for name in pairs(type(d.quiet_when) == "table" and d.quiet_when or {}) do
+            if not def.settings_by_name[name] then
+                problem("disclosure.quiet_when", "'" .. tostring(name) .. "' is not a declared setting")
+            end
         end
     end
     if def.identity ~= nil then
@@ -230,6 +239,8 @@ local implicit_settings = {
       description = "Where reports go instead of the script's endpoint (an http(s) URL)." },
     { name = "allow_http", type = "bool", default = false,
       description = "Allow plain http to hosts other than loopback." },
+    { name = "ca_file", type = "string",
+      description = "A PEM bundle of the CAs to verify the endpoint with, instead of the system's." },
 }
 
 function M.add_implicit_settings(def)
@@ -256,6 +267,9 @@ function M.check_delivery(def, problem)
     d.retries = d.retries or 3
     if math.type(d.retries) ~= "integer" or d.retries < 0 or d.retries > 20 then
         problem("delivery.retries", "retries must be an integer from 0 to 20")
+    end
+    if d.log_report ~= nil and type(d.log_report) ~= "boolean" then
+        problem("delivery.log_report", "log_report must be a boolean")
     end
     d.retry_on = d.retry_on or { 429, 502, 503, 504 }
     for _, code in ipairs(type(d.retry_on) == "table" and d.retry_on or {}) do

@@ -133,6 +133,7 @@ function M.send(p, entry, opts)
                 url = url, method = p.def.method, body = body, user_agent = M.USER_AGENT,
                 headers = { "Content-Type: application/json", "Idempotency-Key: " .. key },
                 connect_timeout = d.connect_timeout / 1000, timeout = d.timeout / 1000,
+                ca_file = p.settings.ca_file,
             })
             local fields = { product = p.name, url = M.redact(url), attempt = attempt, bytes = #body }
             local retry
