@@ -109,6 +109,7 @@ sanitize: $(DEPS_STAMP)
 bench: all
 	$(Q)$(LUA) bench/show.lua $(BUILD)
 	$(Q)$(LUA) bench/collect.lua $(BUILD) 10
+	$(Q)$(LUA) bench/run.lua $(BUILD) 60
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/phonehome/lib/phonehome \

@@ -358,6 +358,51 @@ describe("phonehome run #integration", function()
                 "--json" }).out).spool)
         end)
 
+        it("reloads scripts on SIGHUP, keeping the running version when the new one is broken", function()
+            c = collector()
+            local scripts = h.tmpdir()
+            local function write(value)
+                h.write(scripts .. "/t.lua", h.script("t", '{ name = "n", type = "int", description = "d", '
+                    .. "value = function() return " .. value .. " end },",
+                    'schedule = { first = "200ms", interval = "400ms" },'))
+            end
+            write("1")
+            c.stop()
+            c = h.spawn({ "collect", "--listen", "127.0.0.1:0", "--db", scripts .. "/r.db", "--scripts", scripts })
+            local port = h.wait_for(c.err, "addr=127%.0%.0%.1:(%d+)")
+            c.stop = function() h.sh("kill -9 " .. c.pid) end
+            local p = h.spawn({ "run", "--scripts", scripts, "--data-dir", h.tmpdir(),
+                                "--endpoint", "http://127.0.0.1:" .. port })
+            h.wait_for(p.err, 'msg="report sent"')
+            write("2")
+            h.sh("kill -HUP " .. p.pid)
+            h.wait_for(p.err, "msg=reloaded")
+            h.sh("sleep 0.5")
+            write("syntax error here")
+            h.sh("kill -HUP " .. p.pid)
+            h.wait_for(p.err, 'msg="reload failed; the running version stays"')
+            h.sh("sleep 0.5")
+            h.sh("kill -TERM " .. p.pid)
+            assert.are.equal(0, h.exit_code(p))
+            local values = {}
+            for line in h.run({ "reports", "--db", scripts .. "/r.db" }).out:gmatch("[^\n]+") do
+                values[#values + 1] = json.decode(line).report.n
+            end
+            assert.are.equal(1, values[1])
+            assert.are.equal(2, values[#values])
+            assert.matches("t%.lua:10: .*near 'error'", h.slurp(p.err))
+        end)
+
+        it("keeps a report in memory when the spool cannot be written, and delivers it", function()
+            c = collector()
+            local data = h.tmpdir()
+            h.sh("mkdir -p " .. data .. "/spool && touch " .. data .. "/spool/coroot")
+            local r = run({ "coroot", "--once", "--endpoint", c.url, "--data-dir", data })
+            assert.are.equal(0, r.code, r.err)
+            assert.matches('level=warn product=coroot msg="cannot spool the report; keeping it in memory"', r.err)
+            assert.are.equal(1, #c.rows())
+        end)
+
         it("logs each product's state on SIGUSR1", function()
             local p = h.spawn({ "run", "coroot", "synapse", "--dry-run", "--data-dir", h.tmpdir() })
             h.wait_for(p.err, "msg=started")

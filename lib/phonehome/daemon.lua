@@ -150,6 +150,26 @@ local function load(ctx, name)
     return p
 end
 
+-- SIGHUP: each product's script is loaded again; the new version replaces the running
+-- one only when it loads, checks and settles its settings and switches. The product's
+-- record stays, so its schedule state, spool, timer and identity carry over.
+local function reload(ctx)
+    for _, p in ipairs(D.products) do
+        local fresh, why = load(ctx, p.name)
+        if fresh then
+            p.product:close()
+            p.product, p.def, p.settings = fresh.product, fresh.def, fresh.settings
+            p.sending, p.reason = fresh.sending, fresh.reason
+            p.reloads = (p.reloads or 0) + 1
+            log.info({ product = p.name, msg = "reloaded", sending = tostring(p.sending),
+                       reason = p.reason, reloads = p.reloads })
+        else
+            p.reload_error = why
+            log.error({ product = p.name, msg = "reload failed; the running version stays", error = why })
+        end
+    end
+end
+
 function M.state_line(p)
     return { product = p.name, msg = "state", sending = tostring(p.sending), reason = select(2, decide(p)),
              next_due = p.state.next_due and timefmt.iso8601(p.state.next_due, 3) or "none",
@@ -225,6 +245,7 @@ function M.run(ctx)
     end
     signals[#signals + 1] = core.signal("SIGTERM", stop)
     signals[#signals + 1] = core.signal("SIGINT", stop)
+    signals[#signals + 1] = core.signal("SIGHUP", function() reload(ctx) end)
     signals[#signals + 1] = core.signal("SIGUSR1", function()
         for _, p in ipairs(D.products) do log.info(M.state_line(p)) end
     end)
