@@ -5,7 +5,7 @@ CC      ?= cc
 LUA     ?= lua5.4
 BUILD   ?= build
 
-PKGS     = lua5.4 libuv uuid libmicrohttpd sqlite3 libcurl
+PKGS     = lua5.4 libuv uuid
 # read when a recipe runs, after the packages are installed
 CMODDIR  = $(shell pkg-config --variable=INSTALL_CMOD lua5.4 2>/dev/null)
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -13,14 +13,17 @@ WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 OPT     ?= -O2 -g
 CFLAGS  += $(OPT) $(WARN) -fPIC -D_GNU_SOURCE \
            -DPHONEHOME_DATADIR='"$(PREFIX)/share/phonehome"' \
-           -DPHONEHOME_CMODDIR='"$(CMODDIR)"'
+           -DPHONEHOME_CMODDIR='"$(CMODDIR)"' \
+           -DPHONEHOME_PARTDIR='"$(PREFIX)/lib/phonehome"'
 
-CORE_SRC = runtime/core.c runtime/probe.c runtime/host.c runtime/store.c runtime/loop.c \
-           runtime/db.c runtime/collect.c runtime/http.c
+CORE_SRC = runtime/core.c runtime/probe.c runtime/host.c runtime/store.c runtime/loop.c
 CORE_OBJ = $(CORE_SRC:runtime/%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ = $(BUILD)/obj/main.o
 BIN      = $(BUILD)/phonehome
 MODULE   = $(BUILD)/lib/phonehome/core.so
+# parts that core loads on first use, with the libraries only they need
+HTTP_SO    = $(BUILD)/lib/phonehome/http.so
+COLLECT_SO = $(BUILD)/lib/phonehome/collect.so
 
 # Debian packages the build, the tests and the tools need.
 DEBS = make gcc pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check \
@@ -36,7 +39,7 @@ endif
 
 .PHONY: all deps run test spec lint sanitize bench install clean
 
-all: $(DEPS_STAMP) $(BIN) $(MODULE)
+all: $(DEPS_STAMP) $(BIN) $(MODULE) $(HTTP_SO) $(COLLECT_SO)
 
 # Installs whatever Debian package is missing, as root or through sudo.
 $(DEPS_STAMP): Makefile
@@ -55,17 +58,27 @@ $(DEPS_STAMP): Makefile
 $(BUILD)/obj/%.o: runtime/%.c runtime/phonehome.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "CC $<"
-	$(Q)$(CC) $(CFLAGS) $(shell pkg-config --cflags $(PKGS)) -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) $(shell pkg-config --cflags $(PKGS) libcurl libmicrohttpd sqlite3) -c -o $@ $<
 
 $(BIN): $(MAIN_OBJ) $(CORE_OBJ)
 	@echo "LD $@"
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs $(PKGS)) -lm
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs $(PKGS)) -ldl -lm
 
 # The same core as a loadable module, for the specs; the interpreter supplies Lua.
 $(MODULE): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "LD $@"
-	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libuv uuid libmicrohttpd sqlite3 libcurl)
+	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libuv uuid) -ldl
+
+$(HTTP_SO): $(BUILD)/obj/http.o
+	@mkdir -p $(dir $@)
+	@echo "LD $@"
+	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libcurl libuv lua5.4)
+
+$(COLLECT_SO): $(BUILD)/obj/collect.o $(BUILD)/obj/db.o
+	@mkdir -p $(dir $@)
+	@echo "LD $@"
+	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libmicrohttpd sqlite3 libuv lua5.4)
 
 # The main job: a collector on 127.0.0.1 and the daemon with every bundled product sent
 # to it, a day passing in 30 s; each report is printed as it arrives. Ctrl-C stops both.
@@ -99,7 +112,8 @@ lint: $(DEPS_STAMP)
 SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 sanitize: $(DEPS_STAMP)
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/sanitize OPT="-O1 -g $(SAN)" \
-	    LDFLAGS="$(SAN)" $(BUILD)/sanitize/phonehome $(BUILD)/sanitize/lib/phonehome/core.so
+	    LDFLAGS="$(SAN)" $(BUILD)/sanitize/phonehome $(BUILD)/sanitize/lib/phonehome/core.so \
+	    $(BUILD)/sanitize/lib/phonehome/http.so $(BUILD)/sanitize/lib/phonehome/collect.so
 	$(Q)PHONEHOME_BUILD=$(BUILD)/sanitize \
 	    LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -113,8 +127,9 @@ bench: all
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/phonehome/lib/phonehome \
-	    $(DESTDIR)$(PREFIX)/share/phonehome/scripts
+	    $(DESTDIR)$(PREFIX)/share/phonehome/scripts $(DESTDIR)$(PREFIX)/lib/phonehome
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/phonehome
+	install -m 0644 $(HTTP_SO) $(COLLECT_SO) $(DESTDIR)$(PREFIX)/lib/phonehome
 	install -m 0644 lib/phonehome/*.lua $(DESTDIR)$(PREFIX)/share/phonehome/lib/phonehome
 	install -m 0644 scripts/*.lua $(DESTDIR)$(PREFIX)/share/phonehome/scripts
 

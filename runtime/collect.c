@@ -11,6 +11,8 @@
 
 #define HTTPD_HANDLE "phonehome.Httpd"
 
+static const core_api *api;
+
 typedef struct httpd {
     struct MHD_Daemon *mhd;
     uv_poll_t *poll;       /* on MHD's epoll descriptor; freed by libuv */
@@ -115,7 +117,7 @@ static enum MHD_Result httpd_dispatch(httpd *s, struct MHD_Connection *c, const 
     lua_newtable(L);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, httpd_collect_header, L);
     lua_setfield(L, -2, "query");
-    if (loop_pcall(L, 1, 4) == 0) {
+    if (api->pcall(L, 1, 4) == 0) {
         status = lua_isinteger(L, -4) ? (int)lua_tointeger(L, -4) : 500;
         body = lua_isstring(L, -3) ? lua_tolstring(L, -3, &len) : "";
         type = lua_isstring(L, -2) ? lua_tostring(L, -2) : "application/json";
@@ -277,7 +279,7 @@ static int httpd_new(lua_State *L)
     memset(s, 0, sizeof *s);
     s->handler_ref = LUA_NOREF;
     luaL_setmetatable(L, HTTPD_HANDLE);
-    s->L = loop_main_thread(L);
+    s->L = api->main_thread(L);
     s->max_body = (size_t)max_body;
     /* the key and certificate options are read only with MHD_USE_TLS */
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, s,
@@ -372,7 +374,9 @@ static const luaL_Reg httpd_methods[] = {
     {NULL, NULL}
 };
 
-void collect_open(lua_State *L)
+void phonehome_collect_open(lua_State *L, const core_api *core)
 {
-    core_class(L, HTTPD_HANDLE, httpd_methods, httpd_close, "httpd", httpd_new);
+    api = core;
+    db_open_module(L, core);
+    api->class_(L, HTTPD_HANDLE, httpd_methods, httpd_close, "httpd", httpd_new);
 }

@@ -8,6 +8,8 @@
 #define DB_HANDLE "phonehome.Db"
 #define DB_CACHE 32
 
+static const core_api *api;
+
 typedef struct {
     sqlite3 *db;
     struct {
@@ -61,7 +63,7 @@ static int db_open(lua_State *L)
     memset(d, 0, sizeof *d);
     luaL_setmetatable(L, DB_HANDLE);
     if (sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-        int r = d->db ? db_fail(L, d, path) : core_fail(L, path, 12 /* ENOMEM */);
+        int r = d->db ? db_fail(L, d, path) : api->fail(L, path, 12 /* ENOMEM */);
         db_release(d);
         return r;
     }
@@ -240,7 +242,8 @@ static const luaL_Reg db_methods[] = {
     {NULL, NULL}
 };
 
-void db_open_module(lua_State *L)
+void db_open_module(lua_State *L, const core_api *core)
 {
-    core_class(L, DB_HANDLE, db_methods, db_close, "db_open", db_open);
+    api = core;
+    api->class_(L, DB_HANDLE, db_methods, db_close, "db_open", db_open);
 }

@@ -29,6 +29,7 @@ typedef struct {
     curl_socket_t fd;
 } http_socket;
 
+static const core_api *api;
 static CURLM *http_multi;
 static uv_timer_t *http_timer;
 static int http_running;
@@ -193,7 +194,7 @@ static void http_finish(http_request *r, CURLcode code)
         lua_setfield(L, -2, "code");
     }
     http_release(r);
-    loop_pcall(L, 1, 0);
+    api->pcall(L, 1, 0);
 }
 
 static void http_check_done(void)
@@ -256,7 +257,7 @@ static int http_new(lua_State *L)
     }
     box->r = r;
     r->box = &box->r;
-    r->L = loop_main_thread(L);
+    r->L = api->main_thread(L);
     r->max_body = (size_t)max_body;
     r->fn_ref = r->self_ref = LUA_NOREF;
     n = lua_istable(L, 11) ? (int)luaL_len(L, 11) : 0;
@@ -320,7 +321,7 @@ static int http_cancel(lua_State *L)
     lua_createtable(main, 0, 2);
     lua_pushliteral(main, "cancelled");
     lua_setfield(main, -2, "error");
-    loop_pcall(main, 1, 0);
+    api->pcall(main, 1, 0);
     return 0;
 }
 
@@ -337,18 +338,28 @@ static const luaL_Reg http_methods[] = {
     {NULL, NULL}
 };
 
-void http_open(lua_State *L)
+/* When the state closes (after every request's finalizer: this one was made first):
+ * the multi handle and libcurl's globals. */
+static int http_shutdown(lua_State *L)
 {
-    core_class(L, HTTP_REQUEST, http_methods, http_gc, "http", http_new);
-}
-
-/* At exit: the multi handle and libcurl's globals. */
-void http_shutdown(void)
-{
+    (void)L;
     if (http_multi == NULL)
-        return;
+        return 0;
     curl_multi_cleanup(http_multi);
     http_multi = NULL;
     uv_close((uv_handle_t *)http_timer, http_free_handle);
     curl_global_cleanup();
+    return 0;
+}
+
+void phonehome_http_open(lua_State *L, const core_api *core)
+{
+    api = core;
+    lua_newuserdatauv(L, 1, 0);               /* t sentinel */
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, http_shutdown);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "phonehome.http.shutdown");
+    api->class_(L, HTTP_REQUEST, http_methods, http_gc, "http", http_new);
 }

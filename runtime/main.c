@@ -11,6 +11,9 @@
 #ifndef PHONEHOME_DATADIR
 #define PHONEHOME_DATADIR "/usr/local/share/phonehome"
 #endif
+#ifndef PHONEHOME_PARTDIR
+#define PHONEHOME_PARTDIR "/usr/local/lib/phonehome"
+#endif
 #ifndef PHONEHOME_CMODDIR
 #define PHONEHOME_CMODDIR "/usr/lib/x86_64-linux-gnu/lua/5.4"
 #endif
@@ -78,6 +81,25 @@ static int main_protected(lua_State *L)
     return 1;
 }
 
+/* The parts loaded on first use sit in lib/phonehome/ beside the binary in a build
+ * directory, else in the installed directory. */
+static void main_partdir(void)
+{
+    char exe[PATH_MAX], dir[PATH_MAX + 32];
+    size_t len = sizeof exe;
+    char *slash;
+    if (uv_exepath(exe, &len) == 0 && (slash = strrchr(exe, '/')) != NULL) {
+        *slash = '\0';
+        snprintf(dir, sizeof dir, "%s/lib/phonehome/http.so", exe);
+        if (access(dir, R_OK) == 0) {
+            snprintf(dir, sizeof dir, "%s/lib/phonehome", exe);
+            core_set_partdir(dir);
+            return;
+        }
+    }
+    core_set_partdir(PHONEHOME_PARTDIR);
+}
+
 int main(int argc, char **argv)
 {
     char home[PATH_MAX];
@@ -85,6 +107,7 @@ int main(int argc, char **argv)
     int status, code = 1;
 
     main_home(home, sizeof home);
+    main_partdir();
     L = luaL_newstate();
     if (L == NULL) {
         fprintf(stderr, "phonehome: cannot create a Lua state\n");
@@ -101,7 +124,6 @@ int main(int argc, char **argv)
     else
         code = (int)luaL_optinteger(L, -1, 0);
     lua_close(L);
-    http_shutdown();
     /* let libuv finish closing what the state's finalizers closed, then free it */
     uv_run(uv_default_loop(), UV_RUN_NOWAIT);
     uv_loop_close(uv_default_loop());

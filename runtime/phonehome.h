@@ -28,14 +28,25 @@ void loop_open(lua_State *L);
 int loop_pcall(lua_State *L, int nargs, int nres);
 lua_State *loop_main_thread(lua_State *L);
 
-/* db.c: SQLite */
-void db_open_module(lua_State *L);
+/* What core lends the parts it loads on first use (http.so: libcurl; collect.so:
+ * libmicrohttpd and SQLite), so that a command that needs neither never maps them. */
+typedef struct core_api {
+    int (*fail)(lua_State *L, const char *what, int err);
+    void (*class_)(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
+                   const char *ctor_name, lua_CFunction ctor);
+    int (*pcall)(lua_State *L, int nargs, int nres);
+    lua_State *(*main_thread)(lua_State *L);
+} core_api;
 
-/* collect.c: the HTTP server of the collector */
-void collect_open(lua_State *L);
+/* Each part's entry: adds its functions to the module table on top of the stack. */
+typedef void (*core_part_open)(lua_State *L, const core_api *api);
+void core_set_partdir(const char *dir);
 
-/* http.c: HTTP requests on the loop (libcurl multi) */
-void http_open(lua_State *L);
-void http_shutdown(void);
+/* db.c, collect.c (collect.so): SQLite and the collector's HTTP server */
+void db_open_module(lua_State *L, const core_api *api);
+void phonehome_collect_open(lua_State *L, const core_api *api);
+
+/* http.c (http.so): HTTP requests on the loop (libcurl multi) */
+void phonehome_http_open(lua_State *L, const core_api *api);
 
 #endif
