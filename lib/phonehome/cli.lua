@@ -1,5 +1,5 @@
--- The command line: parses arguments, runs show, docs and check, and hands collect
--- and reports to phonehome.collector.
+-- The command line: parses arguments, runs show, docs and check, and hands run, status,
+-- collect and reports to their modules.
 -- Exit codes: 0 success, 1 a failure the message explains, 2 bad usage.
 local core = require("phonehome.core")
 local product = require("phonehome.product")
@@ -7,9 +7,6 @@ local settings = require("phonehome.settings")
 local datadir = require("phonehome.datadir")
 local docs = require("phonehome.docs")
 local log = require("phonehome.log")
-local collector = require("phonehome.collector")
-local daemon = require("phonehome.daemon")
-local status = require("phonehome.status")
 
 local M = {}
 
@@ -301,20 +298,21 @@ function run.check(ctx)
     return bad > 0 and 1 or 0
 end
 
-run.collect = collector.collect
-run.reports = collector.reports
+-- The larger commands are loaded when they run, so that show starts quickly.
+function run.collect(ctx) return require("phonehome.collector").collect(ctx) end
+function run.reports(ctx) return require("phonehome.collector").reports(ctx) end
 
 function run.run(ctx)
     local pid, err = prepare(ctx)
     if not pid then return fail(err) end
     ctx.pid = pid ~= 0 and pid or nil
-    return daemon.run(ctx)
+    return require("phonehome.daemon").run(ctx)
 end
 
 function run.status(ctx)
     local ok, err = gather_settings(ctx)
     if not ok then return fail(err) end
-    return status.run(ctx)
+    return require("phonehome.status").run(ctx)
 end
 
 -- main(argv, home) -> exit code.

@@ -66,6 +66,12 @@ function M.render(d)
     out[#out + 1] = string.format("`%s %s` (%s%s)", d.method, d.endpoint,
         d.format == "ga4" and "Google Analytics 4 Measurement Protocol" or "JSON",
         d.canonical and ", canonical: keys sorted" or "")
+    local dl = d.delivery
+    out[#out + 1] = ""
+    out[#out + 1] = string.format("Timeout %s (connect %s). %s", dur(dl.timeout), dur(dl.connect_timeout),
+        dl.retries == 0 and "No retry: an undelivered report waits in the spool for the next attempt."
+            or string.format("Up to %d retries from %s, doubling, on connection failures and statuses %s.",
+                dl.retries, dur(dl.backoff), table.concat(dl.retry_on, ", ")))
     out[#out + 1] = ""
     out[#out + 1] = "## Opting out"
     out[#out + 1] = ""
