@@ -258,6 +258,19 @@ describe("phonehome run #integration", function()
             h.sh("kill " .. tls.pid)
         end)
 
+        it("goes through the proxy the environment names", function()
+            local proxy = h.endpoint("201")
+            local scripts = product_dir("")
+            local r = run({ "--once", "--scripts", scripts, "--data-dir", h.tmpdir(),
+                            "--set", "t.endpoint=http://stats.example.invalid/report", "--set", "t.allow_http=true" },
+                          { http_proxy = proxy.url })
+            proxy.stop()
+            assert.are.equal(0, r.code, r.err)
+            local reqs = proxy.requests()
+            assert.are.equal(1, #reqs)
+            assert.are.equal("http://stats.example.invalid/report", reqs[1].path)
+        end)
+
         it("refuses plain http to another host unless allowed", function()
             local scripts = product_dir("")
             local r = run({ "--once", "--scripts", scripts, "--data-dir", h.tmpdir(),
