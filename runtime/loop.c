@@ -13,6 +13,7 @@ typedef struct loop_handle {
         uv_handle_t handle;
         uv_timer_t timer;
         uv_signal_t signal;
+        uv_fs_event_t fs;
     } u;
     lua_State *L;   /* the main thread of the state that made it */
     int fn_ref;     /* the Lua callback */
@@ -106,14 +107,18 @@ static void loop_release(loop_handle *h)
     h->fn_ref = h->self_ref = LUA_NOREF;
 }
 
-static int loop_handle_close(lua_State *L)
+static void loop_box_close(loop_box *b)
 {
-    loop_box *b = luaL_checkudata(L, 1, LOOP_HANDLE);
     if (b->h != NULL) {
         loop_release(b->h);
         uv_close(&b->h->u.handle, loop_free);
         b->h = NULL;
     }
+}
+
+static int loop_handle_close(lua_State *L)
+{
+    loop_box_close(luaL_checkudata(L, 1, LOOP_HANDLE));
     return 0;
 }
 
@@ -191,7 +196,40 @@ static int loop_signal(lua_State *L)
     return 1;
 }
 
+static void loop_on_fs(uv_fs_event_t *e, const char *filename, int events, int status)
+{
+    loop_handle *h = (loop_handle *)e;
+    lua_State *L = h->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->fn_ref);
+    if (status < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, uv_strerror(status));
+    } else {
+        lua_pushstring(L, filename ? filename : "");
+        lua_pushstring(L, (events & UV_RENAME) ? "rename" : "change");
+    }
+    loop_pcall(L, 2, 0);
+}
+
+/* core.watch(dir, fn): calls fn(name, "rename"|"change") for each change of an entry of
+ * the directory, fn(nil, message) when the watch fails; nil, message if it cannot start.
+ * The directory is watched, not its files: editors replace files by rename. */
+static int loop_watch(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    loop_handle *h = loop_handle_new(L, 2);
+    int err;
+
+    uv_fs_event_init(uv_default_loop(), &h->u.fs);
+    if ((err = uv_fs_event_start(&h->u.fs, loop_on_fs, dir, 0)) < 0) {
+        loop_box_close(lua_touserdata(L, -1));
+        return core_fail(L, dir, err);
+    }
+    return 1;
+}
+
 static const luaL_Reg loop_funcs[] = {
+    {"watch", loop_watch},
     {"run", loop_run},
     {"stop", loop_stop},
     {"now", loop_now},

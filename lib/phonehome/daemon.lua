@@ -11,6 +11,7 @@ local schedule = require("phonehome.schedule")
 local settings = require("phonehome.settings")
 local spool = require("phonehome.spool")
 local timefmt = require("phonehome.timefmt")
+local watch = require("phonehome.watch")
 
 local M = {}
 
@@ -110,16 +111,17 @@ end
 
 local function arm(p)
     if p.timer then p.timer:close() end
-    local delay = math.max(0, p.state.next_due - core.time())
+    -- at least 1 ms: libuv runs a 0 ms timer armed by a timer in the same pass
+    local delay = math.max(0.001, p.state.next_due - core.time())
     p.timer = core.timer(math.floor(delay * 1000 + 0.5), function()
         p.timer = nil
-        if D.stopping then return end
-        local due = p.state.next_due
+        if D.stopping or p.stopped then return end
+        local due, started = p.state.next_due, core.time()
         spawn(function()
             report(p)
-            if D.stopping then return end
-            p.state.next_due = schedule.after(p.def.schedule, D.sched_opts(p), due,
-                                              p.state.last_built or core.time())
+            if D.stopping or p.stopped then return end
+            -- counted from when this report started, sent or not (MongooseIM's rule)
+            p.state.next_due = schedule.after(p.def.schedule, D.sched_opts(p), due, started)
             save(p)
             log.info({ product = p.name, msg = "next report", due = timefmt.iso8601(p.state.next_due, 3) })
             arm(p)
@@ -150,22 +152,101 @@ local function load(ctx, name)
     return p
 end
 
--- SIGHUP: each product's script is loaded again; the new version replaces the running
--- one only when it loads, checks and settles its settings and switches. The product's
--- record stays, so its schedule state, spool, timer and identity carry over.
-local function reload(ctx)
-    for _, p in ipairs(D.products) do
-        local fresh, why = load(ctx, p.name)
-        if fresh then
-            p.product:close()
-            p.product, p.def, p.settings = fresh.product, fresh.def, fresh.settings
-            p.sending, p.reason = fresh.sending, fresh.reason
-            p.reloads = (p.reloads or 0) + 1
-            log.info({ product = p.name, msg = "reloaded", sending = tostring(p.sending),
-                       reason = p.reason, reloads = p.reloads })
-        else
-            p.reload_error = why
-            log.error({ product = p.name, msg = "reload failed; the running version stays", error = why })
+-- Starts a loaded product: its disclosure, its first due time, its timer, and the
+-- reports an earlier run left in its spool.
+local function start_product(p)
+    disclose(p)
+    log.info({ product = p.name, msg = "started", sending = tostring(p.sending), reason = p.reason,
+               version = p.def.version })
+    if D.once then return end
+    p.state.next_due = schedule.first(p.def.schedule, D.sched_opts(p))
+    save(p)
+    log.info({ product = p.name, msg = "next report", due = timefmt.iso8601(p.state.next_due, 3) })
+    arm(p)
+    if p.spool:depth() > 0 and p.sending and not D.dry_run then spawn(flush, p) end
+end
+
+-- A removed script stops its product; its state stays on disk.
+local function stop_product(p)
+    if p.timer then p.timer:close() end
+    p.timer = nil
+    p.stopped = true
+    save(p)
+    p.product:close()
+    for i, q in ipairs(D.products) do
+        if q == p then table.remove(D.products, i) break end
+    end
+    log.info({ product = p.name, msg = "stopped: its script was removed" })
+end
+
+-- Loads a product's script again. The new version replaces the running one only when
+-- it loads, checks, settles its settings and switches, and builds one report (not
+-- sent). The record stays, so schedule state, spool, timer and identity carry over;
+-- a changed schedule applies from the next due time, an endpoint from the next send,
+-- an opt-out at once.
+local function reload_product(p)
+    local fresh, why = load(D.ctx, p.name)
+    if fresh then
+        local json, problems = fresh.product:build({
+            settings = fresh.settings, pid = D.pid, session_id = D.session_id, instance_id = core.uuid(),
+            last_sent = p.state.last_sent,
+        })
+        if not json then
+            fresh.product:close()
+            fresh, why = nil, table.concat(problems, "; ")
+        end
+    end
+    if not fresh then
+        p.state.reload_error = why
+        save(p)
+        log.error({ product = p.name, msg = "reload failed; the running version stays", error = why })
+        return
+    end
+    local was_sending = p.sending
+    p.product:close()
+    p.product, p.def, p.settings = fresh.product, fresh.def, fresh.settings
+    p.sending, p.reason = fresh.sending, fresh.reason
+    p.state.reloads = (p.state.reloads or 0) + 1
+    p.state.reload_error = nil
+    save(p)
+    log.info({ product = p.name, msg = "reloaded", sending = tostring(p.sending), reason = p.reason,
+               reloads = p.state.reloads, version = p.def.version })
+    if p.sending and not was_sending and p.spool:depth() > 0 and not D.dry_run then spawn(flush, p) end
+end
+
+-- Reads the scripts directory again for the given products (all when names is nil):
+-- changed scripts reload, new ones start, removed ones stop.
+local function rescan(names)
+    local present = {}
+    for _, n in ipairs(product.names(D.ctx.scripts)) do present[n] = true end
+    local running = {}
+    for _, p in ipairs(D.products) do running[p.name] = p end
+    local wanted = names
+    if not wanted then
+        wanted = {}
+        for n in pairs(present) do wanted[n] = true end
+        for n in pairs(running) do wanted[n] = true end
+    end
+    local sorted = {}
+    for n in pairs(wanted) do sorted[#sorted + 1] = n end
+    table.sort(sorted)
+    for _, name in ipairs(sorted) do
+        local p = running[name]
+        if D.only and not D.only[name] then
+            -- the command line named other products: this one is not ours to start
+            log.info({ product = name, msg = "script changed; not run here (not named on the command line)" })
+        elseif p and present[name] then
+            reload_product(p)
+        elseif p then
+            stop_product(p)
+        elseif present[name] then
+            local fresh, why = load(D.ctx, name)
+            if fresh then
+                D.products[#D.products + 1] = fresh
+                start_product(fresh)
+            else
+                log.error({ product = name, msg = "product not started", error = why })
+            end
         end
     end
 end
@@ -191,7 +272,7 @@ function M.run(ctx)
         return 1
     end
     local start = core.time()
-    D = { data_dir = ctx.data_dir, flags = ctx.flags, scale = scale, pid = ctx.pid,
+    D = { ctx = ctx, data_dir = ctx.data_dir, flags = ctx.flags, scale = scale, pid = ctx.pid,
           endpoint = ctx.options.endpoint, dry_run = ctx.options["dry-run"] == true,
           once = ctx.options.once == true,
           session_id = core.uuid(), products = {}, stopping = false }
@@ -200,6 +281,10 @@ function M.run(ctx)
                  scale = scale, random = math.random }
     end
     local names = #ctx.args > 0 and ctx.args or product.names(ctx.scripts)
+    if #ctx.args > 0 then
+        D.only = {}
+        for _, n in ipairs(ctx.args) do D.only[n] = true end
+    end
     for _, name in ipairs(names) do
         local p, why = load(ctx, name)
         if p then
@@ -212,11 +297,7 @@ function M.run(ctx)
         io.stderr:write("phonehome: no product could be started\n")
         return 1
     end
-    for _, p in ipairs(D.products) do
-        disclose(p)
-        log.info({ product = p.name, msg = "started", sending = tostring(p.sending), reason = p.reason,
-                   version = p.def.version })
-    end
+    for _, p in ipairs(D.products) do start_product(p) end
 
     local signals = {}
     local function finish()
@@ -226,6 +307,7 @@ function M.run(ctx)
             save(p)
         end
         for _, s in ipairs(signals) do s:close() end
+        if D.watch then D.watch:close() end
         core.stop()
     end
     local function stop(signal)
@@ -245,7 +327,10 @@ function M.run(ctx)
     end
     signals[#signals + 1] = core.signal("SIGTERM", stop)
     signals[#signals + 1] = core.signal("SIGINT", stop)
-    signals[#signals + 1] = core.signal("SIGHUP", function() reload(ctx) end)
+    signals[#signals + 1] = core.signal("SIGHUP", function()
+        log.info({ msg = "reloading every script", signal = "SIGHUP" })
+        rescan(nil)
+    end)
     signals[#signals + 1] = core.signal("SIGUSR1", function()
         for _, p in ipairs(D.products) do log.info(M.state_line(p)) end
     end)
@@ -267,14 +352,7 @@ function M.run(ctx)
             if p.failed or (p.sending and not D.dry_run and p.spool:depth() > 0) then code = 1 end
         end
     else
-        for _, p in ipairs(D.products) do
-            p.state.next_due = schedule.first(p.def.schedule, D.sched_opts(p))
-            save(p)
-            log.info({ product = p.name, msg = "next report", due = timefmt.iso8601(p.state.next_due, 3) })
-            arm(p)
-            -- reports an earlier run could not deliver go out as soon as the endpoint answers
-            if p.spool:depth() > 0 and p.sending and not D.dry_run then spawn(flush, p) end
-        end
+        D.watch = watch.start(ctx.scripts, rescan)
         core.run()
     end
     for _, p in ipairs(D.products) do p.product:close() end

@@ -21,27 +21,36 @@ local function spool_depth(dir, name)
     return n
 end
 
--- One product's status, or { product, error }.
+-- One product's status; error says why its script or settings are not usable now.
 local function one(ctx, name)
     local path = ctx.scripts .. "/" .. name .. ".lua"
-    if not core.exists(path) then return { product = name, error = "unknown product" } end
-    local p, problems = product.open(path)
-    if not p then return { product = name, error = table.concat(problems, "; ") } end
-    local typed, err = settings.resolve(p.def, ctx.from_set[name], ctx.from_config[name])
-    local out = { product = name, version = p.def.version }
-    if not typed then
-        out.error = err
+    local out = { product = name }
+    local p, problems
+    if core.exists(path) then
+        p, problems = product.open(path)
+        if not p then out.error = table.concat(problems, "; ") end
     else
-        local sending, why = optout.decide(p.def, core.getenv, typed, ctx.flags)
-        if sending == nil then out.error = why else out.sending, out.decided_by = sending, why end
+        out.error = "unknown product"
+    end
+    if p then
+        out.version = p.def.version
+        local typed, err = settings.resolve(p.def, ctx.from_set[name], ctx.from_config[name])
+        if not typed then
+            out.error = err
+        else
+            local sending, why = optout.decide(p.def, core.getenv, typed, ctx.flags)
+            if sending == nil then out.error = why else out.sending, out.decided_by = sending, why end
+        end
+        out.instance_id = datadir.existing_instance_id(ctx.data_dir, p.def)
+        p:close()
     end
     local state = datadir.read_state(ctx.data_dir, name)
-    out.instance_id = datadir.existing_instance_id(ctx.data_dir, p.def)
     out.last_sent = when(state.last_sent)
     out.next_due = when(state.next_due)
     out.last_result = state.last_result
+    out.reloads = state.reloads or 0
+    out.reload_error = state.reload_error
     out.spool = spool_depth(ctx.data_dir, name)
-    p:close()
     return out
 end
 
@@ -58,13 +67,16 @@ function M.run(ctx)
         for _, r in ipairs(rows) do
             if r.error then
                 io.stdout:write(r.product, ": error: ", r.error, "\n")
-            else
+            end
+            if r.sending ~= nil then
                 io.stdout:write(string.format(
-                    "%s: %s (%s)\n  instance %s, last sent %s, next due %s, spool %d%s%s\n",
+                    "%s: %s (%s)\n  instance %s, last sent %s, next due %s, spool %d%s%s\n"
+                        .. "  reloads %d%s\n",
                     r.product, r.sending and "sending" or "not sending", r.decided_by,
                     r.instance_id or "(none yet)", r.last_sent or "never", r.next_due or "not scheduled",
                     r.spool, r.last_result and (", last result: " .. r.last_result) or "",
-                    r.version and (", script version " .. r.version) or ""))
+                    r.version and (", script version " .. r.version) or "", r.reloads,
+                    r.reload_error and (", last reload error: " .. r.reload_error) or ""))
             end
         end
     end

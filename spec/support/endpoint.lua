@@ -2,7 +2,8 @@
 -- collector's own HTTP code) that answers successive requests from a plan and logs each.
 -- usage: lua5.4 spec/support/endpoint.lua BUILD DIR PLAN
 -- PLAN: answers in order, the last repeated: "201", "400", "429/2" (Retry-After: 2).
--- Writes DIR/port, and one line per request to DIR/requests: "n status key bytes path time".
+-- Writes DIR/port, one line per request to DIR/requests: "n status key bytes path time",
+-- and each request's body to DIR/body-N.
 local build, dir, plan = arg[1], arg[2], arg[3]
 package.cpath = build .. "/lib/?.so;" .. package.cpath
 local core = require("phonehome.core")
@@ -18,6 +19,9 @@ local log = assert(io.open(dir .. "/requests", "a"))
 local server = assert(core.httpd({ listen = "127.0.0.1:0", handler = function(req)
     n = n + 1
     local a = answers[math.min(n, #answers)]
+    local b = io.open(dir .. "/body-" .. n, "w")
+    b:write(req.body)
+    b:close()
     log:write(string.format("%d %d %s %d %s %.3f\n", n, a.status, req.headers["idempotency-key"] or "-",
                             #req.body, req.path, core.time()))
     log:flush()

@@ -107,7 +107,7 @@ function M.endpoint(plan)
         for line in f:lines() do
             local n, status, key, bytes, path, t = line:match("^(%d+) (%d+) (%S+) (%d+) (%S+) (%S+)$")
             out[#out + 1] = { n = tonumber(n), status = tonumber(status), key = key, bytes = tonumber(bytes),
-                              path = path, time = tonumber(t) }
+                              path = path, time = tonumber(t), body = M.slurp(d .. "/body-" .. n) }
         end
         f:close()
         return out
