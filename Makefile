@@ -124,6 +124,7 @@ bench: all
 	$(Q)$(LUA) bench/show.lua $(BUILD)
 	$(Q)$(LUA) bench/collect.lua $(BUILD) 10
 	$(Q)$(LUA) bench/run.lua $(BUILD) 60
+	$(Q)$(LUA) bench/reload.lua $(BUILD) 1000
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/phonehome/lib/phonehome \

@@ -119,6 +119,7 @@ describe("process probes", function()
     after_each(function()
         for _, pid in ipairs(children) do h.sh("kill " .. pid .. " 2>/dev/null") end
         children = {}
+        h.cleanup()
     end)
 
     it("measure this process as /proc/self/status does", function()
