@@ -13,16 +13,7 @@ local THREADS, CONNECTIONS = 2, 32
 
 local sh = util.sh
 
-local function wait_for(path, pattern)
-    for _ = 1, 500 do
-        local f = io.open(path)
-        local m = f and f:read("a"):match(pattern)
-        if f then f:close() end
-        if m then return m end
-        sh("sleep 0.02")
-    end
-    error("collector did not start: " .. path)
-end
+local wait_for = util.wait_for
 
 local tmp = util.tmpdir()
 local bin = build .. "/phonehome"

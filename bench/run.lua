@@ -15,16 +15,7 @@ local tmp = util.tmpdir()
 local bin = build .. "/phonehome"
 local ticks = tonumber(sh("getconf CLK_TCK"))
 
-local function wait_for(path, pattern)
-    for _ = 1, 500 do
-        local f = io.open(path)
-        local m = f and f:read("a"):match(pattern)
-        if f then f:close() end
-        if m then return m end
-        sh("sleep 0.02")
-    end
-    error("not started: " .. path)
-end
+local wait_for = util.wait_for
 
 local function start(args, name)
     local pid = tonumber(sh(bin .. " " .. args .. " >/dev/null 2>" .. tmp .. "/" .. name .. ".log & echo $!"))

@@ -18,6 +18,18 @@ function M.tmpdir()
     return (M.sh("mktemp -d /tmp/phonehome-bench.XXXXXX"):gsub("%s+$", ""))
 end
 
+-- Waits (up to 10 s) for a match of pattern in a file; returns the capture.
+function M.wait_for(path, pattern)
+    for _ = 1, 500 do
+        local f = io.open(path)
+        local m = f and f:read("a"):match(pattern)
+        if f then f:close() end
+        if m then return m end
+        M.sh("sleep 0.02")
+    end
+    error("timed out waiting for " .. pattern .. " in " .. path)
+end
+
 -- Sets the paths for the library and the core module of a build directory.
 function M.paths(build)
     package.path = "lib/?.lua;lib/?/init.lua;bench/?.lua;" .. package.path

@@ -2,6 +2,7 @@
 -- product definitions, HTTP server, graceful stop — and the reader of what it stored.
 local core = require("phonehome.core")
 local collect = require("phonehome.collect")
+local drain = require("phonehome.drain")
 local json = require("phonehome.json")
 local log = require("phonehome.log")
 local product = require("phonehome.product")
@@ -10,7 +11,7 @@ local timefmt = require("phonehome.timefmt")
 
 local M = {}
 
-M.GRACE_MS = 5000   -- how long a stop waits for requests in flight
+M.GRACE = 5   -- seconds a stop waits for requests in flight
 
 local function fail(msg)
     io.stderr:write("phonehome: ", msg, "\n")
@@ -103,15 +104,7 @@ function M.collect(ctx)
         stopping = true
         log.info({ msg = "stopping", signal = signal, connections = server:connections() })
         server:quiesce()
-        local deadline = core.now() + M.GRACE_MS
-        local function wait()
-            if server:connections() == 0 or core.now() >= deadline then
-                finish()
-            else
-                core.timer(20, wait)
-            end
-        end
-        wait()
+        drain.drain(M.GRACE, function() return server:connections() == 0 end, finish)
     end
     signals[1] = core.signal("SIGTERM", stop)
     signals[2] = core.signal("SIGINT", stop)

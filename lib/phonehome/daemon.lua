@@ -4,6 +4,7 @@
 local core = require("phonehome.core")
 local datadir = require("phonehome.datadir")
 local delivery = require("phonehome.delivery")
+local drain = require("phonehome.drain")
 local log = require("phonehome.log")
 local optout = require("phonehome.optout")
 local product = require("phonehome.product")
@@ -314,16 +315,11 @@ function M.run(ctx)
         if D.stopping then return end
         D.stopping = true
         log.info({ msg = "stopping", signal = signal })
-        local deadline = core.time() + M.GRACE
-        local function wait()
-            if next(delivery.active) == nil or core.time() >= deadline then
-                for req in pairs(delivery.active) do req:cancel() end
-                finish()
-            else
-                core.timer(20, wait)
-            end
-        end
-        wait()
+        drain.drain(M.GRACE, function() return next(delivery.active) == nil end, function()
+            -- past the grace: what is still in flight stays in the spool
+            for req in pairs(delivery.active) do req:cancel() end
+            finish()
+        end)
     end
     signals[#signals + 1] = core.signal("SIGTERM", stop)
     signals[#signals + 1] = core.signal("SIGINT", stop)
