@@ -87,13 +87,6 @@ static int loop_stop(lua_State *L)
     return 0;
 }
 
-/* Milliseconds of the loop's clock. */
-static int loop_now(lua_State *L)
-{
-    lua_pushinteger(L, (lua_Integer)uv_now(uv_default_loop()));
-    return 1;
-}
-
 static void loop_free(uv_handle_t *handle)
 {
     free(handle);
@@ -232,7 +225,6 @@ static const luaL_Reg loop_funcs[] = {
     {"watch", loop_watch},
     {"run", loop_run},
     {"stop", loop_stop},
-    {"now", loop_now},
     {"timer", loop_timer},
     {"signal", loop_signal},
     {NULL, NULL}
