@@ -60,6 +60,12 @@ $(BUILD)/obj/%.o: runtime/%.c runtime/phonehome.h | $(DEPS_STAMP)
 	@echo "CC $<"
 	$(Q)$(CC) $(CFLAGS) $(shell pkg-config --cflags $(PKGS) libcurl libmicrohttpd sqlite3) -c -o $@ $<
 
+# main.c and core.c have PREFIX compiled in: a change of PREFIX rebuilds them
+PREFIX_STAMP = $(BUILD)/.prefix$(subst /,_,$(PREFIX))
+$(BUILD)/obj/main.o $(BUILD)/obj/core.o: $(PREFIX_STAMP)
+$(PREFIX_STAMP): | $(DEPS_STAMP)
+	$(Q)rm -f $(BUILD)/.prefix_*; touch $@
+
 $(BIN): $(MAIN_OBJ) $(CORE_OBJ)
 	@echo "LD $@"
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs $(PKGS)) -ldl -lm
