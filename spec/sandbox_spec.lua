@@ -70,6 +70,16 @@ describe("sandbox", function()
         end)
     end
 
+    it("does not let a script change the library its report is encoded with", function()
+        local p = assert(open(field("require('phonehome.json').encode = function() return '{}' end return 'x'")))
+        local _, errors = build(p)
+        assert.matches("module phonehome.json is read%-only %(encode%)", errors[1])
+        -- rawset reaches only the script's own view of the module
+        p = assert(open(field("rawset(require('phonehome.json'), 'encode', function() return '{}' end) "
+            .. "return 'x'")))
+        assert.are.equal('{"x":"x"}', build(p))
+    end)
+
     it("lets scripts require only the library's pure helpers", function()
         local p = assert(open(field("return type(require('phonehome.stats').summary)")))
         assert.are.equal('{"x":"function"}', build(p))

@@ -44,10 +44,17 @@ local function script_env()
         if mode ~= nil and mode ~= "t" then error("only text chunks may be loaded", 2) end
         return load(chunk, name, "t", e or env)
     end
+    -- read-only views: a script that could replace json.encode could send what its
+    -- declarations never allowed
+    local views = {}
     env.require = function(name)
         if not requirable[name] then error("module '" .. tostring(name) .. "' is not available "
             .. "to scripts", 2) end
-        return require(name)
+        views[name] = views[name] or setmetatable({}, {
+            __index = require(name), __metatable = false,
+            __newindex = function(_, k) error("module " .. name .. " is read-only (" .. tostring(k) .. ")", 2) end,
+        })
+        return views[name]
     end
     env._G = env
     return setmetatable(env, {
