@@ -63,7 +63,6 @@ local function flush(p)
             p.spool:remove(e)
             p.state.last_sent = core.time()
             p.state.last_result = result .. (detail and (": " .. detail) or "")
-            p.delivered = (p.delivered or 0) + (result == "delivered" and 1 or 0)
             save(p)
             if result == "rejected" then p.failed = true end
         else
@@ -74,7 +73,6 @@ local function flush(p)
         end
     end
     p.flushing = false
-    if D.on_idle then D.on_idle() end
 end
 
 -- One scheduled report: decide, build, keep the last report, spool, deliver.
@@ -252,7 +250,7 @@ local function rescan(names)
     end
 end
 
-function M.state_line(p)
+local function state_line(p)
     return { product = p.name, msg = "state", sending = tostring(p.sending), reason = select(2, decide(p)),
              next_due = p.state.next_due and timefmt.iso8601(p.state.next_due, 3) or "none",
              last_sent = p.state.last_sent and timefmt.iso8601(p.state.last_sent, 3) or "never",
@@ -328,14 +326,13 @@ function M.run(ctx)
         rescan(nil)
     end)
     signals[#signals + 1] = core.signal("SIGUSR1", function()
-        for _, p in ipairs(D.products) do log.info(M.state_line(p)) end
+        for _, p in ipairs(D.products) do log.info(state_line(p)) end
     end)
 
     local code = 0
     if ctx.options.once then
         -- every product now; done when no report is being built or delivered
         local pending = #D.products
-        D.on_idle = function() end
         for _, p in ipairs(D.products) do
             spawn(function()
                 report(p)
