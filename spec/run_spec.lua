@@ -433,6 +433,33 @@ describe("phonehome run #integration", function()
         end)
     end)
 
+    describe("bad input", function()
+        it("exits 2 on a time scale that is not a positive number", function()
+            for _, v in ipairs({ "0", "-3", "fast" }) do
+                local r = run({ "--time-scale", v, "--data-dir", h.tmpdir() })
+                assert.are.equal(2, r.code)
+                assert.matches("%-%-time%-scale: expected a positive number", r.err)
+            end
+        end)
+
+        it("exits 1 when no product can start, naming each and why", function()
+            local r = run({ "nosuch", "--once", "--data-dir", h.tmpdir() })
+            assert.are.equal(1, r.code)
+            assert.matches("level=error product=nosuch msg=\"product not started\" "
+                .. "error=\"unknown product 'nosuch'\"", r.err)
+            assert.matches("no product could be started", r.err)
+        end)
+
+        it("starts the products that can, when one cannot", function()
+            c = collector()
+            local r = run({ "coroot", "eventstoredb", "--once", "--endpoint", c.url, "--data-dir", h.tmpdir(),
+                            "--set", "eventstoredb.configuration.clusterSize=many" })
+            assert.matches("product=eventstoredb msg=\"product not started\" error=.*expected int", r.err)
+            assert.are.equal(0, r.code)
+            assert.are.equal(1, #c.rows())
+        end)
+    end)
+
     describe("status", function()
         it("tells per product whether it sends, which switch decided, and what is due", function()
             local data = h.tmpdir()
