@@ -183,6 +183,13 @@ coroot = {
         assert.are.equal(new, h.slurp(dir .. "/instance.uuid"))
     end)
 
+    it("keeps its id in $STATE_DIRECTORY when no --data-dir is given", function()
+        local dir = h.tmpdir()
+        local r = h.run({ "show", "coroot" }, { STATE_DIRECTORY = dir })
+        assert.are.equal(0, r.code)
+        assert.are.equal(json.decode(r.out).instance.uuid, h.slurp(dir .. "/instance.uuid"))
+    end)
+
     it("samples the resident memory of the target process", function()
         local _, ours = show("coroot", "")
         assert.are.equal(1, #ours.performance.memory_usage)
