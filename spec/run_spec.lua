@@ -37,6 +37,17 @@ local function run(args, env)
     return h.run(full, env)
 end
 
+-- Runs the daemon for a while, stops it with SIGTERM and checks that it exited 0.
+local function run_for(seconds, args)
+    local full = { "run" }
+    for _, a in ipairs(args) do full[#full + 1] = a end
+    local p = h.spawn(full)
+    h.sh("sleep " .. seconds)
+    h.sh("kill -TERM " .. p.pid)
+    assert.are.equal(0, h.exit_code(p))
+    return p
+end
+
 local function count(text, pattern)
     local n = 0
     for _ in text:gmatch(pattern) do n = n + 1 end
@@ -283,10 +294,7 @@ describe("phonehome run #integration", function()
             local data = h.tmpdir()
             local scripts = product_dir([[schedule = { first = "100ms", interval = "100ms" },
                 delivery = { retries = 0, spool_reports = 3 },]])
-            local p = h.spawn({ "run", "--scripts", scripts, "--data-dir", data, "--endpoint", "http://127.0.0.1:9" })
-            h.sh("sleep 1.2")
-            h.sh("kill -TERM " .. p.pid)
-            assert.are.equal(0, h.exit_code(p))
+            local p = run_for(1.2, { "--scripts", scripts, "--data-dir", data, "--endpoint", "http://127.0.0.1:9" })
             local err = h.slurp(p.err)
             assert.matches('msg="spool full: dropped the oldest report"', err)
             assert.are.equal(3, json.decode(h.run({ "status", "t", "--scripts", scripts, "--data-dir", data,
@@ -297,23 +305,15 @@ describe("phonehome run #integration", function()
     describe("schedules", function()
         it("sends Coroot at start and then every hour (time scale 3600)", function()
             c = collector()
-            local p = h.spawn({ "run", "coroot", "--endpoint", c.url, "--data-dir", h.tmpdir(),
-                                "--time-scale", "3600" })
-            h.sh("sleep 2.5")
-            h.sh("kill -TERM " .. p.pid)
-            assert.are.equal(0, h.exit_code(p))
+            run_for(2.5, { "coroot", "--endpoint", c.url, "--data-dir", h.tmpdir(), "--time-scale", "3600" })
             assert.are.equal(3, #c.rows())
         end)
 
         it("anchors Synapse to process start: +300 s, then +3 h", function()
             local ep = h.endpoint("200")
-            local p = h.spawn({ "run", "synapse", "--endpoint", ep.url, "--data-dir", h.tmpdir(),
-                                "--time-scale", "3600",
-                                "--set", "synapse.report_stats=true" })
             local t0 = tonumber(h.sh("date +%s.%N"))
-            h.sh("sleep 3.6")
-            h.sh("kill -TERM " .. p.pid)
-            assert.are.equal(0, h.exit_code(p))
+            run_for(3.6, { "synapse", "--endpoint", ep.url, "--data-dir", h.tmpdir(), "--time-scale", "3600",
+                           "--set", "synapse.report_stats=true" })
             ep.stop()
             local reqs = ep.requests()
             assert.are.equal(2, #reqs)
@@ -324,11 +324,8 @@ describe("phonehome run #integration", function()
 
         it("counts MongooseIM's milliseconds from the previous report", function()
             local ep = h.endpoint("200")
-            local p = h.spawn({ "run", "mongooseim", "--endpoint", ep.url, "--data-dir", h.tmpdir(),
-                                "--set", "mongooseim.initial_report=500", "--set", "mongooseim.periodic_report=1000" })
-            h.sh("sleep 2.2")
-            h.sh("kill -TERM " .. p.pid)
-            assert.are.equal(0, h.exit_code(p))
+            run_for(2.2, { "mongooseim", "--endpoint", ep.url, "--data-dir", h.tmpdir(),
+                           "--set", "mongooseim.initial_report=500", "--set", "mongooseim.periodic_report=1000" })
             ep.stop()
             local reqs = ep.requests()
             assert.are.equal(2, #reqs)
