@@ -3,6 +3,7 @@
 
 return {
     name = "coroot",
+    version = "1.0.0",
     description = "Anonymous usage statistics of a Coroot server: its integrations, the stack "
         .. "it observes, the size of the infrastructure, how the UI is used, and performance.",
     endpoint = "https://coroot.com/ce/usage-statistics",

@@ -27,6 +27,7 @@ local function no_samples() return {} end
 
 return {
     name = "electric",
+    version = "1.0.0",
     description = "Anonymous telemetry of an Electric sync service: the software and its "
         .. "environment, connected clients and subscriptions, and replicated volume.",
     endpoint = "https://checkpoint.electric-sql.com",

@@ -23,6 +23,7 @@ end
 
 return {
     name = "eventstoredb",
+    version = "1.0.0",
     description = "Anonymous usage telemetry of an EventStoreDB node: version, cluster and "
         .. "machine size, enabled protocols, projections and persistent subscriptions.",
     endpoint = "https://eventstore.com/telemetry",

@@ -44,6 +44,7 @@ end
 
 return {
     name = "mongooseim",
+    version = "1.0.0",
     description = "System metrics of a MongooseIM cluster, sent as Google Analytics 4 events: "
         .. "version, uptime, cluster size, modules and APIs in use, stanza counts.",
     endpoint = "https://www.google-analytics.com/mp/collect",

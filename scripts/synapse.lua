@@ -7,6 +7,7 @@ end
 
 return {
     name = "synapse",
+    version = "1.0.0",
     description = "Usage statistics of a Synapse Matrix homeserver: size, activity, retention "
         .. "and the resources the server process uses.",
     endpoint = "https://matrix.org/report-usage-stats/push",
