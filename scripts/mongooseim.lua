@@ -14,29 +14,38 @@ local function sorted_keys(t)
     return keys
 end
 
+-- Stanza counters MongooseIM reports, each with its total and the increase since the
+-- previous report (the first report counts all of them as new).
+local stanza_types = { "xmppMessageSent", "xmppMessageReceived", "xmppIqSent", "xmppIqReceived",
+                       "xmppPresenceSent", "xmppPresenceReceived" }
+
+local function enabled(list)
+    local params = {}
+    for _, name in ipairs(list) do params[name] = "enabled" end
+    return params
+end
+
 local function events(ctx)
     local s = ctx.settings
-    local out = {
-        { name = "host_count", params = { host_types = s.host_count } },
-        { name = "domain_count", params = { domains = s.domain_count } },
-    }
+    local out = {}
     local function add(name, params) out[#out + 1] = { name = name, params = params } end
+    add("host_count", { value = s.host_count })
+    add("domain_count", { value = s.domain_count })
     for _, module in ipairs(sorted_keys(s.modules)) do
         local params = { module = module }
         for opt, v in pairs(s.modules[module]) do params[opt] = v end
         add("module_with_opt", params)
     end
-    add("custom_module_count", { count = s.custom_module_count })
+    add("custom_module_count", { value = s.custom_module_count })
     add("cluster", { uptime = uptime(ctx.process.uptime), version = s.version,
                      component = s.component_count, node_number = s.node_number,
                      config_type = s.config_type })
-    for _, api in ipairs(s.http_api) do add("http_api", { api = api }) end
-    for _, t in ipairs(s.transport_mechanism) do add("transport_mechanism", { transport = t }) end
-    for _, t in ipairs(s.tls_option) do add("tls_option", t) end
-    for _, p in ipairs(s.outgoing_pool) do add("outgoing_pool", { property = p }) end
-    for _, stanza in ipairs(sorted_keys(s.xmpp_stanza_count)) do
-        local total = s.xmpp_stanza_count[stanza]
-        -- the first report counts every stanza since start as new
+    add("http_api", enabled(s.http_api))
+    add("transport_mechanism", enabled(s.transport_mechanism))
+    for _, t in ipairs(s.tls_option) do add("tls_option", { mode = t.mode, module = t.module }) end
+    for _, pool in ipairs(s.outgoing_pool) do add("outgoing_pool", { value = pool }) end
+    for _, stanza in ipairs(stanza_types) do
+        local total = s.xmpp_stanza_count[stanza] or 0
         add("xmpp_stanza_count", { stanza_type = stanza, total = total, increment = total })
     end
     return out
@@ -92,15 +101,17 @@ return {
         { name = "config_type", type = "string", default = "toml",
           description = "The configuration file format." },
         { name = "http_api", type = "array", default = {},
-          description = "Configured open-source REST APIs." },
+          description = "Enabled open-source HTTP APIs (mongoose_client_api, mongoose_admin_api, "
+              .. "mod_bosh, mod_websockets), reported in one event." },
         { name = "transport_mechanism", type = "array", default = {},
-          description = "XMPP transports in use: tcp, tls, websockets, bosh." },
+          description = "XMPP transports in use (tcp, mod_bosh, mod_websockets), reported in one event." },
         { name = "tls_option", type = "array", default = {},
-          description = "TLS setups, each an object of GA4 params (config_type, tls_module)." },
+          description = "TLS setups of the client listeners, each { mode = ..., module = ... }." },
         { name = "outgoing_pool", type = "array", default = {},
-          description = "Kinds of outgoing connection pool configured." },
+          description = "Types of the outgoing connection pools (rdbms, redis, ...)." },
         { name = "xmpp_stanza_count", type = "map", default = {},
-          description = "Stanzas routed since start, by type (message, iq, presence)." },
+          description = "Stanzas counted since start, by counter (xmppMessageSent, xmppIqReceived, ...); "
+              .. "counters not given are 0." },
     },
     fields = {
         { name = "client_id", type = "string",

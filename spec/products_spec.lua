@@ -260,9 +260,9 @@ describe("mongooseim", function()
     it("sends the GA4 shape with every documented event", function()
         local _, ours = show("mongooseim", [[mongooseim = {
             modules = { mod_vcard = { backend = "rdbms" }, mod_mam = { backend = "rdbms" } },
-            http_api = { "admin" }, transport_mechanism = { "tcp", "websockets" },
-            tls_option = { { config_type = "toml", tls_module = "fast_tls" } },
-            outgoing_pool = { "rdbms" }, xmpp_stanza_count = { message = 12, iq = 3 },
+            http_api = { "mongoose_client_api" }, transport_mechanism = { "tcp", "mod_websockets" },
+            tls_option = { { mode = "starttls", module = "fast_tls" } },
+            outgoing_pool = { "rdbms" }, xmpp_stanza_count = { xmppMessageSent = 12, xmppIqReceived = 3 },
         }]])
         assert.matches("^%x+%-%x+%-4%x+%-%x+%-%x+$", ours.client_id)
         local names = {}
@@ -279,5 +279,20 @@ describe("mongooseim", function()
         for _, k in ipairs({ "uptime", "version", "component", "node_number", "config_type" }) do
             assert.is_not_nil(cluster[k], k)
         end
+        local by = {}
+        for _, e in ipairs(ours.events) do
+            by[e.name] = by[e.name] or {}
+            table.insert(by[e.name], e.params)
+        end
+        assert.are.same({ { value = 1 } }, by.host_count)
+        assert.are.same({ { mongoose_client_api = "enabled" } }, by.http_api)
+        assert.are.same({ { tcp = "enabled", mod_websockets = "enabled" } }, by.transport_mechanism)
+        assert.are.same({ { mode = "starttls", module = "fast_tls" } }, by.tls_option)
+        assert.are.same({ { value = "rdbms" } }, by.outgoing_pool)
+        assert.are.same({ module = "mod_mam", backend = "rdbms" }, by.module_with_opt[1])
+        -- every stanza counter, in MongooseIM's order; the first report counts all as new
+        assert.are.equal(6, #by.xmpp_stanza_count)
+        assert.are.same({ stanza_type = "xmppMessageSent", total = 12, increment = 12 }, by.xmpp_stanza_count[1])
+        assert.are.same({ stanza_type = "xmppIqReceived", total = 3, increment = 3 }, by.xmpp_stanza_count[4])
     end)
 end)
