@@ -44,9 +44,14 @@ local function events(ctx)
     add("transport_mechanism", enabled(s.transport_mechanism))
     for _, t in ipairs(s.tls_option) do add("tls_option", { mode = t.mode, module = t.module }) end
     for _, pool in ipairs(s.outgoing_pool) do add("outgoing_pool", { value = pool }) end
+    local before = {}
+    for _, e in ipairs(ctx.previous and ctx.previous.events or {}) do
+        if e.name == "xmpp_stanza_count" then before[e.params.stanza_type] = e.params.total end
+    end
     for _, stanza in ipairs(stanza_types) do
         local total = s.xmpp_stanza_count[stanza] or 0
-        add("xmpp_stanza_count", { stanza_type = stanza, total = total, increment = total })
+        add("xmpp_stanza_count", { stanza_type = stanza, total = total,
+                                   increment = total - (before[stanza] or 0) })
     end
     return out
 end

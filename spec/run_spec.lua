@@ -325,11 +325,20 @@ describe("phonehome run #integration", function()
         it("counts MongooseIM's milliseconds from the previous report", function()
             local ep = h.endpoint("200")
             run_for(2.2, { "mongooseim", "--endpoint", ep.url, "--data-dir", h.tmpdir(),
-                           "--set", "mongooseim.initial_report=500", "--set", "mongooseim.periodic_report=1000" })
+                           "--set", "mongooseim.initial_report=500", "--set", "mongooseim.periodic_report=1000",
+                           "--set", 'mongooseim.xmpp_stanza_count={"xmppMessageSent":12}' })
             ep.stop()
             local reqs = ep.requests()
             assert.are.equal(2, #reqs)
             assert.is_true(math.abs(reqs[2].time - reqs[1].time - 1) < 0.2)
+            -- the stanza increment counts from the previous report
+            local function sent(r)
+                for _, e in ipairs(json.decode(r.body).events) do
+                    if e.params.stanza_type == "xmppMessageSent" then return e.params end
+                end
+            end
+            assert.are.same({ stanza_type = "xmppMessageSent", total = 12, increment = 12 }, sent(reqs[1]))
+            assert.are.same({ stanza_type = "xmppMessageSent", total = 12, increment = 0 }, sent(reqs[2]))
         end)
 
         it("does not send early after a restart", function()

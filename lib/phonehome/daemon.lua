@@ -14,6 +14,9 @@ local spool = require("phonehome.spool")
 local timefmt = require("phonehome.timefmt")
 local watch = require("phonehome.watch")
 
+local json_decode = require("phonehome.json").decode
+local json_plain = require("phonehome.json").without_nulls
+
 local M = {}
 
 M.GRACE = 5   -- seconds a stop waits for transfers in flight
@@ -83,9 +86,15 @@ local function report(p)
         return
     end
     local id = datadir.instance_id(D.data_dir, p.def)
+    local last_file = D.data_dir .. "/" .. p.def.last_report
+    if p.previous == nil then
+        -- the last report an earlier run built, for figures counted between reports
+        local text = core.readfile(last_file)
+        p.previous = text and json_decode(text) or false
+    end
     local json, problems = p.product:build({
         settings = p.settings, pid = D.pid, session_id = D.session_id, instance_id = id,
-        last_sent = p.state.last_sent,
+        last_sent = p.state.last_sent, previous = json_plain(p.previous) or nil,
     })
     if not json then
         for _, e in ipairs(problems) do log.error({ product = p.name, msg = "report not built", error = e }) end
@@ -94,7 +103,8 @@ local function report(p)
     end
     for _, w in ipairs(problems) do log.warn({ product = p.name, msg = w }) end
     p.state.last_built = core.time()
-    local ok, err = core.write_atomic(D.data_dir .. "/" .. p.def.last_report, json .. "\n", 420)
+    p.previous = json_decode(json) or false
+    local ok, err = core.write_atomic(last_file, json .. "\n", 420)
     if not ok then log.warn({ product = p.name, msg = "cannot write the last report", error = err }) end
     if not p.sending or D.dry_run then
         log.info({ product = p.name, msg = "report built, not sent",

@@ -125,7 +125,8 @@ function M.load(source, chunkname)
 end
 
 -- build(opts) -> json, warnings | nil, errors.
--- opts: settings (typed, defaults applied), pid, instance_id, session_id, last_sent.
+-- opts: settings (typed, defaults applied), pid, instance_id, session_id, last_sent,
+-- previous (the product's previous report, decoded, for figures counted between reports).
 function M.build(opts)
     local def = assert(state.def, "no definition loaded")
     report.current = nil
@@ -135,6 +136,7 @@ function M.build(opts)
         instance_id = opts.instance_id,
         session_id = opts.session_id,
         last_sent = opts.last_sent,
+        previous = opts.previous,
         now = core.time(),
         system = probes.system,
         process = probes.process(opts.pid),
