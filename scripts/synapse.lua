@@ -40,7 +40,16 @@ return {
         { name = "cpu_average", type = "int", unit = "% of one core",
           description = "CPU time used since the previous report (or since start), "
               .. "as a percentage of one core, rounded down.",
-          value = function(ctx) return math.floor(ctx.process.cpu_percent) end },
+          value = function(ctx)
+              local now, before = ctx.process, ctx.previous_process
+              -- the same process as at the previous report: the window since then
+              if before and before.pid == now.pid and math.abs(before.start_time - now.start_time) < 1 then
+                  local cpu, wall = now.user_cpu + now.system_cpu - before.cpu, ctx.now - before.time
+                  if cpu <= 0 or wall <= 0 then return 0 end
+                  return math.floor(cpu / wall * 100)
+              end
+              return math.floor(now.cpu_percent)
+          end },
         { name = "server_context", type = "string", null = true, setting = {},
           description = "A free-form label that groups the statistics of several homeservers." },
         { name = "timestamp", type = "int", unit = "seconds since the epoch",

@@ -322,6 +322,25 @@ describe("phonehome run #integration", function()
             assert.are.equal("/v1/report/synapse", reqs[1].path)
         end)
 
+        it("measures Synapse's cpu_average over the window since the previous report", function()
+            -- a server that is busy for its first 1.5 s, then idle
+            local target = h.sh("lua5.4 -e 'local t = os.clock() while os.clock() - t < 1.5 do end "
+                .. "os.execute(\"sleep 8\")' >/dev/null 2>&1 & echo $!")
+            local ep = h.endpoint("200")
+            run_for(6.5, { "synapse", "--endpoint", ep.url, "--data-dir", h.tmpdir(), "--time-scale", "3600",
+                           "--pid", target, "--set", "synapse.report_stats=true" })
+            h.sh("kill " .. target)
+            ep.stop()
+            local reqs = ep.requests()
+            assert.are.equal(3, #reqs)
+            local cpu = {}
+            for i, r in ipairs(reqs) do cpu[i] = json.decode(r.body).cpu_average end
+            assert.is_true(cpu[1] >= 70, "first window " .. cpu[1])
+            assert.is_true(cpu[2] >= 25 and cpu[2] <= 60, "second window " .. cpu[2])
+            -- idle since the previous report: 0, where the average since start would be about 25
+            assert.are.equal(0, cpu[3])
+        end)
+
         it("counts MongooseIM's milliseconds from the previous report", function()
             local ep = h.endpoint("200")
             run_for(2.2, { "mongooseim", "--endpoint", ep.url, "--data-dir", h.tmpdir(),

@@ -95,7 +95,14 @@ local function report(p)
     local json, problems = p.product:build({
         settings = p.settings, pid = D.pid, session_id = D.session_id, instance_id = id,
         last_sent = p.state.last_sent, previous = json_plain(p.previous) or nil,
+        previous_process = p.state.process,
     })
+    -- the target's CPU time now, for the next report's average since this one
+    local proc = core.process(D.pid)
+    if proc then
+        p.state.process = { pid = proc.pid, start_time = proc.start_time, time = core.time(),
+                            cpu = proc.user_cpu + proc.system_cpu }
+    end
     if not json then
         for _, e in ipairs(problems) do log.error({ product = p.name, msg = "report not built", error = e }) end
         p.failed = true

@@ -126,7 +126,8 @@ end
 
 -- build(opts) -> json, warnings | nil, errors.
 -- opts: settings (typed, defaults applied), pid, instance_id, session_id, last_sent,
--- previous (the product's previous report, decoded, for figures counted between reports).
+-- previous (the product's previous report, decoded, for figures counted between reports),
+-- previous_process ({ pid, start_time, time, cpu } of the target at the previous report).
 function M.build(opts)
     local def = assert(state.def, "no definition loaded")
     report.current = nil
@@ -137,6 +138,7 @@ function M.build(opts)
         session_id = opts.session_id,
         last_sent = opts.last_sent,
         previous = opts.previous,
+        previous_process = opts.previous_process,
         now = core.time(),
         system = probes.system,
         process = probes.process(opts.pid),
