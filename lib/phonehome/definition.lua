@@ -2,6 +2,8 @@
 -- normalises it (durations in ms, settings by name), collecting every problem.
 local schema = require("phonehome.schema")
 local duration = require("phonehome.duration")
+local optout = require("phonehome.optout")
+local schedule = require("phonehome.schedule")
 
 local M = {}
 
@@ -13,10 +15,6 @@ local top_keys = {
 local delivery_keys = { retries = true, retry_on = true, backoff = true, timeout = true,
                         connect_timeout = true, spool_reports = true, spool_bytes = true,
                         log_report = true }
-local schedule_keys = { first = true, interval = true, jitter = true, anchor = true,
-                        at_start = true, send_delay = true }
-local optout_keys = { default = true, env = true, settings = true, flags = true,
-                      build_when_off = true }
 local setting_keys = { name = true, type = true, default = true, description = true }
 M.setting_types = { string = true, int = true, number = true, bool = true,
                     array = true, map = true }
@@ -28,14 +26,6 @@ function M.setting_value_ok(stype, v)
     if stype == "bool" then return type(v) == "boolean" end
     if stype == "string" then return type(v) == "string" end
     return type(v) == "table"
-end
-
-local function is_list_of(t, kind)
-    if type(t) ~= "table" then return false end
-    for _, v in pairs(t) do
-        if type(v) ~= kind then return false end
-    end
-    return true
 end
 
 -- check(def, problem, linedefined) -> def normalised. problem(where, message) gets a
@@ -77,8 +67,8 @@ function M.check(def, problem)
     M.check_settings(def, problem)
     M.check_fields(def, problem)
     M.add_implicit_settings(def)
-    M.check_schedule(def, problem)
-    M.check_optout(def, problem)
+    schedule.check(def, problem)
+    optout.check(def, problem)
     M.check_delivery(def, problem)
     if def.last_report ~= nil and (type(def.last_report) ~= "string" or def.last_report:find("/")
         or def.last_report:match("^%.")) then
@@ -293,99 +283,6 @@ function M.check_delivery(def, problem)
         end
     end
     def.delivery = d
-end
-
--- A duration may be written out, given in ms, or taken from a setting: { setting = "x" }.
-local function check_duration(def, v, where, problem)
-    if type(v) == "table" then
-        local s = def.settings_by_name[v.setting or false]
-        if not s or (s.type ~= "int" and s.type ~= "string") then
-            problem(where, "a duration from a setting must name an int (ms) or string setting")
-            return nil
-        end
-        local ms, err = duration.parse(s.default)
-        if s.default ~= nil and not ms then problem(where, err) end
-        return { setting = v.setting }
-    end
-    local ms, err = duration.parse(v)
-    if not ms then problem(where, err) end
-    return ms
-end
-
-function M.check_schedule(def, problem)
-    local s = def.schedule
-    if type(s) ~= "table" then
-        problem("schedule", "schedule must be a table with first and interval")
-        return
-    end
-    for k in pairs(s) do
-        if not schedule_keys[k] then problem("schedule." .. tostring(k), "unknown key '" .. tostring(k) .. "'") end
-    end
-    for _, k in ipairs({ "first", "interval", "jitter", "send_delay" }) do
-        if s[k] ~= nil then
-            s[k] = check_duration(def, s[k], "schedule." .. k, problem)
-        elseif k == "first" or k == "interval" then
-            problem("schedule." .. k, "schedule needs '" .. k .. "'")
-        end
-    end
-    if s.interval == 0 then problem("schedule.interval", "interval must be positive") end
-    s.jitter, s.send_delay = s.jitter or 0, s.send_delay or 0
-    s.anchor = s.anchor or "previous"
-    if s.anchor ~= "start" and s.anchor ~= "previous" then
-        problem("schedule.anchor", "anchor must be \"start\" or \"previous\"")
-    end
-    if s.at_start ~= nil and type(s.at_start) ~= "boolean" then
-        problem("schedule.at_start", "at_start must be a boolean")
-    end
-end
-
-local function check_channel_values(c, where, problem)
-    for _, k in ipairs({ "on", "off" }) do
-        if c[k] ~= nil and type(c[k]) ~= "table" then
-            problem(where, "'" .. k .. "' must be a list of values")
-        end
-    end
-end
-
-function M.check_optout(def, problem)
-    local o = def.optout
-    if type(o) ~= "table" then
-        problem("optout", "optout must be a table (default, env, settings, flags)")
-        return
-    end
-    for k in pairs(o) do
-        if not optout_keys[k] then problem("optout." .. tostring(k), "unknown key '" .. tostring(k) .. "'") end
-    end
-    if o.default ~= "on" and o.default ~= "off" then
-        problem("optout.default", "default must be \"on\" (sends unless opted out) or \"off\" "
-            .. "(opt-in)")
-    end
-    o.env, o.settings, o.flags = o.env or {}, o.settings or {}, o.flags or {}
-    for _, c in ipairs(o.env) do
-        if type(c) ~= "table" or type(c.name) ~= "string" then
-            problem("optout.env", "an env channel needs a name")
-        else
-            check_channel_values(c, "optout.env." .. c.name, problem)
-            if not is_list_of(c.on or {}, "string") or not is_list_of(c.off or {}, "string") then
-                problem("optout.env." .. c.name, "environment values must be strings")
-            end
-        end
-    end
-    for _, c in ipairs(o.settings) do
-        if type(c) ~= "table" or not def.settings_by_name[c.name or false] then
-            problem("optout.settings", "a settings channel must name a declared setting")
-        else
-            check_channel_values(c, "optout.settings." .. c.name, problem)
-        end
-    end
-    for _, c in ipairs(o.flags) do
-        if type(c) ~= "table" or type(c.name) ~= "string" or not c.name:match("^%-%-?[%w%-]+$") then
-            problem("optout.flags", "a flag channel needs a name such as \"--disable-telemetry\"")
-        end
-    end
-    if o.build_when_off ~= nil and type(o.build_when_off) ~= "boolean" then
-        problem("optout.build_when_off", "build_when_off must be a boolean")
-    end
 end
 
 -- The definition as plain data (no functions), for the control state and docs.

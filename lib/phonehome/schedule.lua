@@ -1,11 +1,16 @@
--- When reports are due. Durations are milliseconds (from the definition or its
--- settings), divided by the time scale; times are epoch seconds.
+-- Schedules: the declaration a definition gives (checked, durations in milliseconds) and
+-- when reports are due (durations divided by the time scale; times are epoch seconds).
+local duration = require("phonehome.duration")
+
 local M = {}
+
+local schedule_keys = { first = true, interval = true, jitter = true, anchor = true,
+                        at_start = true, send_delay = true }
 
 -- A schedule duration in seconds: ms, or { setting = name } read from settings.
 function M.seconds(v, settings, scale)
     if type(v) == "table" then v = settings[v.setting] end
-    if type(v) == "string" then v = require("phonehome.duration").parse(v) end
+    if type(v) == "string" then v = duration.parse(v) end
     return (v or 0) / 1000 / (scale or 1)
 end
 
@@ -42,6 +47,51 @@ function M.after(s, opts, due, sent_at)
         nxt = (sent_at or due) + interval
     end
     return nxt + jitter(s, opts.settings, opts.scale, opts.random)
+end
+
+-- A duration may be written out, given in ms, or taken from a setting: { setting = "x" }.
+local function check_duration(def, v, where, problem)
+    if type(v) == "table" then
+        local s = def.settings_by_name[v.setting or false]
+        if not s or (s.type ~= "int" and s.type ~= "string") then
+            problem(where, "a duration from a setting must name an int (ms) or string setting")
+            return nil
+        end
+        local ms, err = duration.parse(s.default)
+        if s.default ~= nil and not ms then problem(where, err) end
+        return { setting = v.setting }
+    end
+    local ms, err = duration.parse(v)
+    if not ms then problem(where, err) end
+    return ms
+end
+
+-- check(def, problem): the schedule of a definition, durations made milliseconds.
+function M.check(def, problem)
+    local s = def.schedule
+    if type(s) ~= "table" then
+        problem("schedule", "schedule must be a table with first and interval")
+        return
+    end
+    for k in pairs(s) do
+        if not schedule_keys[k] then problem("schedule." .. tostring(k), "unknown key '" .. tostring(k) .. "'") end
+    end
+    for _, k in ipairs({ "first", "interval", "jitter", "send_delay" }) do
+        if s[k] ~= nil then
+            s[k] = check_duration(def, s[k], "schedule." .. k, problem)
+        elseif k == "first" or k == "interval" then
+            problem("schedule." .. k, "schedule needs '" .. k .. "'")
+        end
+    end
+    if s.interval == 0 then problem("schedule.interval", "interval must be positive") end
+    s.jitter, s.send_delay = s.jitter or 0, s.send_delay or 0
+    s.anchor = s.anchor or "previous"
+    if s.anchor ~= "start" and s.anchor ~= "previous" then
+        problem("schedule.anchor", "anchor must be \"start\" or \"previous\"")
+    end
+    if s.at_start ~= nil and type(s.at_start) ~= "boolean" then
+        problem("schedule.at_start", "at_start must be a boolean")
+    end
 end
 
 return M
