@@ -35,9 +35,7 @@ function M.check(def, problem)
         problem("", "the script must return a definition table, got " .. type(def))
         return nil
     end
-    for k in pairs(def) do
-        if not top_keys[k] then problem(tostring(k), "unknown key '" .. tostring(k) .. "'") end
-    end
+    schema.unknown_keys(def, top_keys, problem, "", true)
     for _, k in ipairs({ "name", "description", "endpoint" }) do
         if type(def[k]) ~= "string" or def[k] == "" then
             problem(k, "'" .. k .. "' must be a non-empty string")
@@ -80,11 +78,7 @@ function M.check(def, problem)
     if type(d) ~= "table" or type(d.on) ~= "string" or type(d.off) ~= "string" then
         problem("disclosure", "disclosure must be { on = text, off = text }")
     else
-        for k in pairs(d) do
-            if k ~= "on" and k ~= "off" and k ~= "quiet_when" then
-                problem("disclosure", "unknown key '" .. tostring(k) .. "'")
-            end
-        end
+        schema.unknown_keys(d, { on = true, off = true, quiet_when = true }, problem, "disclosure")
         -- settings whose values silence the notice at start (MongooseIM's report = true)
         for name in pairs(type(d.quiet_when) == "table" and d.quiet_when or {}) do
             if not def.settings_by_name[name] then
@@ -97,9 +91,7 @@ function M.check(def, problem)
         if type(id) ~= "table" then
             problem("identity", "identity must be { file = \"name\", field = \"dotted.path\" }")
         else
-            for k in pairs(id) do
-                if k ~= "file" and k ~= "field" then problem("identity", "unknown key '" .. tostring(k) .. "'") end
-            end
+            schema.unknown_keys(id, { file = true, field = true }, problem, "identity")
             if id.file ~= nil and (type(id.file) ~= "string" or id.file:find("/") or id.file:match("^%.")) then
                 problem("identity", "identity.file must be a plain file name")
             end
@@ -141,9 +133,7 @@ function M.check_settings(def, problem)
         if type(s) ~= "table" then
             problem(where, "a setting must be a table")
         else
-            for k in pairs(s) do
-                if not setting_keys[k] then problem(where, "unknown key '" .. tostring(k) .. "'") end
-            end
+            schema.unknown_keys(s, setting_keys, problem, where)
             if type(s.name) ~= "string" or not s.name:match("^[%w_%.]+$") then
                 problem(where, "a setting needs a name (letters, digits, _ and .)")
             elseif def.settings_by_name[s.name] then
@@ -251,9 +241,7 @@ function M.check_delivery(def, problem)
         problem("delivery", "delivery must be a table")
         d = {}
     end
-    for k in pairs(d) do
-        if not delivery_keys[k] then problem("delivery." .. tostring(k), "unknown key '" .. tostring(k) .. "'") end
-    end
+    schema.unknown_keys(d, delivery_keys, problem, "delivery", true)
     d.retries = d.retries or 3
     if math.type(d.retries) ~= "integer" or d.retries < 0 or d.retries > 20 then
         problem("delivery.retries", "retries must be an integer from 0 to 20")

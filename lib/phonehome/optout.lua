@@ -1,6 +1,8 @@
 -- Opt-out: the switches a definition declares, and whether a product may send and which
 -- switch decided it: DO_NOT_TRACK first, then its flags, environment variables and
 -- settings, then its default.
+local schema = require("phonehome.schema")
+
 local M = {}
 
 local optout_keys = { default = true, env = true, settings = true, flags = true,
@@ -78,9 +80,7 @@ function M.check(def, problem)
         problem("optout", "optout must be a table (default, env, settings, flags)")
         return
     end
-    for k in pairs(o) do
-        if not optout_keys[k] then problem("optout." .. tostring(k), "unknown key '" .. tostring(k) .. "'") end
-    end
+    schema.unknown_keys(o, optout_keys, problem, "optout", true)
     if o.default ~= "on" and o.default ~= "off" then
         problem("optout.default", "default must be \"on\" (sends unless opted out) or \"off\" "
             .. "(opt-in)")

@@ -1,6 +1,7 @@
 -- Schedules: the declaration a definition gives (checked, durations in milliseconds) and
 -- when reports are due (durations divided by the time scale; times are epoch seconds).
 local duration = require("phonehome.duration")
+local schema = require("phonehome.schema")
 
 local M = {}
 
@@ -73,9 +74,7 @@ function M.check(def, problem)
         problem("schedule", "schedule must be a table with first and interval")
         return
     end
-    for k in pairs(s) do
-        if not schedule_keys[k] then problem("schedule." .. tostring(k), "unknown key '" .. tostring(k) .. "'") end
-    end
+    schema.unknown_keys(s, schedule_keys, problem, "schedule", true)
     for _, k in ipairs({ "first", "interval", "jitter", "send_delay" }) do
         if s[k] ~= nil then
             s[k] = check_duration(def, s[k], "schedule." .. k, problem)

@@ -20,6 +20,19 @@ local function describe(v)
 end
 M.describe = describe
 
+-- Reports each key of t that allowed (a set) lacks, at path, or at path.KEY when keyed
+-- (so that the key's own line is found).
+function M.unknown_keys(t, allowed, problem, path, keyed)
+    for k in pairs(t) do
+        if not allowed[k] then
+            local key = tostring(k)
+            local at = path
+            if keyed then at = path == "" and key or (path .. "." .. key) end
+            problem(at, "unknown key '" .. key .. "'")
+        end
+    end
+end
+
 -- Normalises one declaration in place. problem(path, message) reports what is wrong;
 -- inner is true for the item or value declaration of an array or map (no name needed).
 function M.declare(decl, path, problem, inner)
@@ -28,9 +41,7 @@ function M.declare(decl, path, problem, inner)
         problem(path, "a field must be a table, got " .. type(decl))
         return nil
     end
-    for k in pairs(decl) do
-        if not field_keys[k] then problem(path, "unknown key '" .. tostring(k) .. "'") end
-    end
+    M.unknown_keys(decl, field_keys, problem, path)
     if not inner then
         if type(decl.name) ~= "string" or not decl.name:match("^[%w_%$%-%.:/]+$") then
             problem(path, "a field needs a name (letters, digits, _ - . : / $)")
