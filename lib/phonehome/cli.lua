@@ -207,13 +207,12 @@ local function target_pid(ctx)
 end
 
 local function open_product(ctx, name)
-    local path = ctx.scripts .. "/" .. name .. ".lua"
-    if not core.exists(path) then
+    if not core.exists(product.path(ctx.scripts, name)) then
         local known = product.names(ctx.scripts)
         return nil, { string.format("unknown product '%s' (in %s: %s)", name, ctx.scripts,
             #known > 0 and table.concat(known, ", ") or "none") }
     end
-    return product.open(path)
+    return product.open_in(ctx.scripts, name)
 end
 
 -- Builds a product's report once with the command line's settings.
@@ -275,7 +274,7 @@ function run.check(ctx)
     local files = ctx.args
     if #files == 0 then
         for _, n in ipairs(product.names(ctx.scripts)) do
-            files[#files + 1] = ctx.scripts .. "/" .. n .. ".lua"
+            files[#files + 1] = product.path(ctx.scripts, n)
         end
         if #files == 0 then return fail("no scripts in " .. ctx.scripts) end
     end

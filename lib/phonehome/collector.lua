@@ -27,7 +27,7 @@ end
 local function load_products(dir)
     local products = {}
     for _, name in ipairs(product.names(dir)) do
-        local p, problems = product.open(dir .. "/" .. name .. ".lua")
+        local p, problems = product.open_in(dir, name)
         if p then
             products[name] = p
         else

@@ -80,9 +80,9 @@ end
 
 -- One scheduled report: decide, build, keep the last report, spool, deliver.
 local function report(p)
-    p.sending = decide(p)
+    p.sending, p.reason = decide(p)
     if not p.sending and not p.def.optout.build_when_off then
-        log.info({ product = p.name, msg = "not sending", reason = select(2, decide(p)) })
+        log.info({ product = p.name, msg = "not sending", reason = p.reason })
         return
     end
     local id = datadir.instance_id(D.data_dir, p.def)
@@ -115,7 +115,7 @@ local function report(p)
     if not ok then log.warn({ product = p.name, msg = "cannot write the last report", error = err }) end
     if not p.sending or D.dry_run then
         log.info({ product = p.name, msg = "report built, not sent",
-                   reason = D.dry_run and "--dry-run" or select(2, decide(p)), report = json })
+                   reason = D.dry_run and "--dry-run" or p.reason, report = json })
         return
     end
     if p.def.delivery.log_report then log.info({ product = p.name, msg = "sending report", report = json }) end
@@ -145,26 +145,33 @@ local function arm(p)
     end)
 end
 
--- Loads one product: script, settings, decision. nil, message when it cannot run.
-local function load(ctx, name)
-    local path = ctx.scripts .. "/" .. name .. ".lua"
-    if not core.exists(path) then return nil, "unknown product '" .. name .. "'" end
-    local prod, problems = product.open(path)
+-- Loads a version of a product: script, settings, decision. nil, message when it
+-- cannot run.
+local function load_version(name)
+    local ctx = D.ctx
+    local prod, problems = product.open_in(ctx.scripts, name)
     if not prod then return nil, table.concat(problems, "; ") end
     local typed, err = settings.resolve(prod.def, ctx.from_set[name], ctx.from_config[name])
     if not typed then
         prod:close()
         return nil, err
     end
-    local p = { name = name, product = prod, def = prod.def, settings = typed,
-                state = datadir.read_state(D.data_dir, name),
-                spool = spool.open(D.data_dir, name, prod.def.delivery) }
-    local sending, why = decide(p)
+    local v = { name = name, product = prod, def = prod.def, settings = typed }
+    local sending, why = decide(v)
     if sending == nil then
         prod:close()
         return nil, why
     end
-    p.sending, p.reason = sending, why
+    v.sending, v.reason = sending, why
+    return v
+end
+
+-- A product to run: a loaded version, with its schedule state and spool from disk.
+local function load(name)
+    local p, why = load_version(name)
+    if not p then return nil, why end
+    p.state = datadir.read_state(D.data_dir, name)
+    p.spool = spool.open(D.data_dir, name, p.def.delivery)
     return p
 end
 
@@ -201,7 +208,7 @@ end
 -- a changed schedule applies from the next due time, an endpoint from the next send,
 -- an opt-out at once.
 local function reload_product(p)
-    local fresh, why = load(D.ctx, p.name)
+    local fresh, why = load_version(p.name)
     if fresh then
         local json, problems = fresh.product:build({
             settings = fresh.settings, pid = D.pid, session_id = D.session_id, instance_id = core.uuid(),
@@ -256,7 +263,7 @@ local function rescan(names)
         elseif p then
             stop_product(p)
         elseif present[name] then
-            local fresh, why = load(D.ctx, name)
+            local fresh, why = load(name)
             if fresh then
                 D.products[#D.products + 1] = fresh
                 start_product(fresh)
@@ -268,7 +275,7 @@ local function rescan(names)
 end
 
 local function state_line(p)
-    return { product = p.name, msg = "state", sending = tostring(p.sending), reason = select(2, decide(p)),
+    return { product = p.name, msg = "state", sending = tostring(p.sending), reason = p.reason,
              next_due = p.state.next_due and timefmt.iso8601(p.state.next_due, 3) or "none",
              last_sent = p.state.last_sent and timefmt.iso8601(p.state.last_sent, 3) or "never",
              spool = p.spool:depth() }
@@ -302,7 +309,7 @@ function M.run(ctx)
         for _, n in ipairs(ctx.args) do D.only[n] = true end
     end
     for _, name in ipairs(names) do
-        local p, why = load(ctx, name)
+        local p, why = load(name)
         if p then
             D.products[#D.products + 1] = p
         else

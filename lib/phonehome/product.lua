@@ -35,6 +35,19 @@ function M.names(dir)
     return names
 end
 
+-- The script of a product in a scripts directory.
+function M.path(dir, name)
+    return dir .. "/" .. name .. ".lua"
+end
+
+-- open_in(dir, name [, opts]): open() of a product's script in dir, or nil,
+-- { "unknown product 'NAME'" } when there is none.
+function M.open_in(dir, name, opts)
+    local path = M.path(dir, name)
+    if not core.exists(path) then return nil, { "unknown product '" .. name .. "'" } end
+    return M.open(path, opts)
+end
+
 -- open(path [, opts]) -> product, or nil, { "file:line: problem", ... }.
 function M.open(path, opts)
     opts = opts or {}

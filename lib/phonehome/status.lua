@@ -23,15 +23,9 @@ end
 
 -- One product's status; error says why its script or settings are not usable now.
 local function one(ctx, name)
-    local path = ctx.scripts .. "/" .. name .. ".lua"
     local out = { product = name }
-    local p, problems
-    if core.exists(path) then
-        p, problems = product.open(path)
-        if not p then out.error = table.concat(problems, "; ") end
-    else
-        out.error = "unknown product"
-    end
+    local p, problems = product.open_in(ctx.scripts, name)
+    if not p then out.error = table.concat(problems, "; ") end
     if p then
         out.version = p.def.version
         local typed, err = settings.resolve(p.def, ctx.from_set[name], ctx.from_config[name])
