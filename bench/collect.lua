@@ -33,7 +33,7 @@ end
 local answered = tonumber(out:match("(%d+) requests in"))
 local non2xx = tonumber(out:match("Non%-2xx or 3xx responses: (%d+)") or 0)
 local hwm = tonumber(sh("awk '/VmHWM/ {print $2}' /proc/" .. pid .. "/status"))
-sh("kill -TERM " .. pid .. "; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.05; done")
+util.stop(pid)
 
 local db = assert(core.db_open(tmp .. "/reports.db"))
 local rows = db:rows("SELECT count(*) AS n FROM reports")[1].n

@@ -92,8 +92,8 @@ end
 local elapsed = core.monotonic() - t0
 sh("sleep 0.3")
 local after = anon(pid)
-sh("kill -TERM " .. pid .. "; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.05; done")
-sh("kill -TERM " .. cpid .. "; while kill -0 " .. cpid .. " 2>/dev/null; do sleep 0.05; done")
+util.stop(pid)
+util.stop(cpid)
 local _, sent = sh("cat " .. tmp .. "/run.log"):gsub('msg="report sent"', "")
 local db = assert(core.db_open(tmp .. "/r.db"))
 local r = db:rows("SELECT count(*) AS n, count(DISTINCT idempotency_key) AS keys FROM reports")[1]

@@ -42,9 +42,7 @@ local function rows(db)
     return n
 end
 
-local function stop(pid)
-    sh("kill -TERM " .. pid .. "; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.05; done")
-end
+local stop = util.stop
 
 -- collectors: plain and TLS, with a certificate made for this run
 sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost "

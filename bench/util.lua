@@ -30,6 +30,11 @@ function M.wait_for(path, pattern)
     error("timed out waiting for " .. pattern .. " in " .. path)
 end
 
+-- Stops a process with SIGTERM and waits until it is gone.
+function M.stop(pid)
+    M.sh("kill -TERM " .. pid .. "; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.05; done")
+end
+
 -- Sets the paths for the library and the core module of a build directory.
 function M.paths(build)
     package.path = "lib/?.lua;lib/?/init.lua;bench/?.lua;" .. package.path
