@@ -133,11 +133,14 @@ bench: all
 	$(Q)$(LUA) bench/reload.lua $(BUILD) 1000
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/phonehome/lib/phonehome \
-	    $(DESTDIR)$(PREFIX)/share/phonehome/scripts $(DESTDIR)$(PREFIX)/lib/phonehome
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/phonehome/scripts \
+	    $(DESTDIR)$(PREFIX)/lib/phonehome
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/phonehome
 	install -m 0644 $(HTTP_SO) $(COLLECT_SO) $(DESTDIR)$(PREFIX)/lib/phonehome
-	install -m 0644 lib/phonehome/*.lua $(DESTDIR)$(PREFIX)/share/phonehome/lib/phonehome
+	for d in $$(cd lib && find phonehome -type d); do \
+	    install -d $(DESTDIR)$(PREFIX)/share/phonehome/lib/$$d && \
+	    install -m 0644 lib/$$d/*.lua $(DESTDIR)$(PREFIX)/share/phonehome/lib/$$d || exit 1; \
+	done
 	install -m 0644 scripts/*.lua $(DESTDIR)$(PREFIX)/share/phonehome/scripts
 
 clean:

@@ -9,7 +9,7 @@ util.paths(build)
 
 local core = require("phonehome.core")
 local sh = util.sh
-local watch = require("phonehome.watch")
+local watch = require("phonehome.daemon.watch")
 
 local tmp = util.tmpdir()
 local bin = build .. "/phonehome"

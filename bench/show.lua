@@ -7,7 +7,7 @@ local util = require("util")
 util.paths(build)
 
 local core = require("phonehome.core")
-local product = require("phonehome.product")
+local sandbox = require("phonehome.sandbox")
 
 local BUILDS, EXECS = 2000, 50
 
@@ -19,7 +19,7 @@ local bin = build .. "/phonehome"
 -- Time of p:build() alone: probes, field functions, checks and encoding, measured
 -- inside this process across the sandbox boundary, as the daemon calls it.
 local function build_time(name)
-    local p = assert(product.open("scripts/" .. name .. ".lua"))
+    local p = assert(sandbox.open("scripts/" .. name .. ".lua"))
     local settings = {}
     for _, s in ipairs(p.def.settings) do settings[s.name] = s.default end
     local opts = { settings = settings, instance_id = core.uuid(), session_id = core.uuid() }

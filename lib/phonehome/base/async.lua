@@ -1,0 +1,59 @@
+-- Waiting without blocking the loop: coroutines that sleep on a timer or wait for an HTTP
+-- transfer, and a graceful stop that waits for what is in flight. Used by the daemon and
+-- the collector alike.
+local core = require("phonehome.core")
+local log = require("phonehome.base.log")
+
+local M = {}
+
+M.in_flight = {}   -- HTTP transfers started by request() and not ended yet
+
+-- Resumes a coroutine; an error in it is logged with its traceback, never raised into
+-- the loop, so that one report's failure stays its own.
+local function resume(co, ...)
+    local ok, err = coroutine.resume(co, ...)
+    if not ok then log.error({ msg = "internal error", error = debug.traceback(co, err) }) end
+end
+
+-- spawn(fn, ...): runs fn(...) in a new coroutine, until its first wait.
+function M.spawn(fn, ...)
+    resume(coroutine.create(fn), ...)
+end
+
+-- sleep(seconds): inside a coroutine, waits on the loop.
+function M.sleep(seconds)
+    local co = coroutine.running()
+    core.timer(math.max(0, math.floor(seconds * 1000 + 0.5)), function() resume(co) end)
+    coroutine.yield()
+end
+
+-- request(opts) -> the result of core.http(opts): inside a coroutine, waits for the
+-- transfer to end. It is in M.in_flight meanwhile.
+function M.request(opts)
+    local co = coroutine.running()
+    local req
+    req = core.http(opts, function(res)
+        M.in_flight[req] = nil
+        resume(co, res)
+    end)
+    M.in_flight[req] = true
+    return coroutine.yield()
+end
+
+-- drain(grace_seconds, idle, finish): polls idle() every 20 ms; calls finish(timed_out)
+-- once it is true or the grace is over.
+function M.drain(grace, idle, finish)
+    local deadline = core.monotonic() + grace
+    local function wait()
+        if idle() then
+            finish(false)
+        elseif core.monotonic() >= deadline then
+            finish(true)
+        else
+            core.timer(20, wait)
+        end
+    end
+    wait()
+end
+
+return M

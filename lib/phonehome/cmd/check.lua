@@ -1,0 +1,44 @@
+-- `phonehome check [FILE...]`: loads and validates scripts (every one in --scripts by
+-- default), each with one dry build; prints file:line for every problem.
+local context = require("phonehome.cmd._context")
+local sandbox = require("phonehome.sandbox")
+
+local M = {
+    usage = "check [FILE...]",
+    summary = "load and validate scripts (all of --scripts by default),\nincluding one dry "
+        .. "build; prints file:line for each problem",
+    args = "any",
+    options = context.pid_options,
+    help = context.pid_help,
+}
+
+function M.run(ctx)
+    local pid, err = context.prepare(ctx)
+    if not pid then return context.fail(err) end
+    local files = ctx.args
+    if #files == 0 then
+        for _, n in ipairs(sandbox.names(ctx.scripts)) do
+            files[#files + 1] = sandbox.path(ctx.scripts, n)
+        end
+        if #files == 0 then return context.fail("no scripts in " .. ctx.scripts) end
+    end
+    local bad = 0
+    for _, path in ipairs(files) do
+        local p, problems = sandbox.open(path)
+        if p then
+            local body
+            body, problems = context.build_once(ctx, p, pid, true)
+            p:close()
+            if body then problems = nil end
+        end
+        if problems then
+            bad = bad + 1
+            for _, e in ipairs(problems) do io.stderr:write(e, "\n") end
+        else
+            io.stdout:write(path, ": ok\n")
+        end
+    end
+    return bad > 0 and 1 or 0
+end
+
+return M

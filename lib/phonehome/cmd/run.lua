@@ -1,0 +1,26 @@
+-- `phonehome run [PRODUCT...]`: the daemon, every product on its schedule (daemon/).
+local context = require("phonehome.cmd._context")
+
+local M = {
+    usage = "run [PRODUCT...] [-- PRODUCT-ARGS]",
+    summary = "the daemon: send each product's report on its schedule;\nPRODUCT-ARGS are "
+        .. "the products' own flags (opt-out switches)",
+    args = "any",
+    options = { pid = "value", pidfile = "value", endpoint = "value", once = "flag",
+                ["dry-run"] = "flag", ["time-scale"] = "value" },
+    help = context.pid_help .. [[
+  --endpoint BASE    send every product to BASE/v1/report/PRODUCT (a collector)
+  --once             build and send each report now; exit 0 if all were delivered
+  --dry-run          build and log reports, send nothing
+  --time-scale N     divide every duration by N (demos, tests)
+]],
+}
+
+function M.run(ctx)
+    local pid, err = context.prepare(ctx)
+    if not pid then return context.fail(err) end
+    ctx.pid = pid ~= 0 and pid or nil
+    return require("phonehome.daemon").run(ctx)
+end
+
+return M

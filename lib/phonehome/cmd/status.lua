@@ -1,0 +1,84 @@
+-- `phonehome status`: per product, whether it sends and which switch decided it, its
+-- instance id, last sent, next due, spool depth and script version, read from the
+-- data directory without changing it.
+local context = require("phonehome.cmd._context")
+local core = require("phonehome.core")
+local datadir = require("phonehome.daemon.datadir")
+local json = require("phonehome.json")
+local optout = require("phonehome.definition.optout")
+local sandbox = require("phonehome.sandbox")
+local settings = require("phonehome.definition.settings")
+local timefmt = require("phonehome.timefmt")
+
+local M = {
+    usage = "status [PRODUCT...]",
+    summary = "whether each product sends and why, instance id, last sent,\nnext due, "
+        .. "spool depth",
+    args = "any",
+    options = { json = "flag" },
+    help = [[
+  --json             one JSON object per product
+]],
+}
+
+local function when(t) return t and timefmt.iso8601(t, 3) or nil end
+
+-- One product's status; error says why its script or settings are not usable now.
+local function one(ctx, name)
+    local out = { product = name }
+    local p, problems = sandbox.open_in(ctx.scripts, name)
+    if not p then out.error = table.concat(problems, "; ") end
+    if p then
+        out.version = p.def.version
+        local typed, err = settings.resolve(p.def, ctx.from_set[name], ctx.from_config[name])
+        if not typed then
+            out.error = err
+        else
+            local sending, why = optout.decide(p.def, core.getenv, typed, ctx.flags)
+            if sending == nil then out.error = why else out.sending, out.decided_by = sending, why end
+        end
+        out.instance_id = datadir.existing_instance_id(ctx.data_dir, p.def)
+        p:close()
+    end
+    local state = datadir.read_state(ctx.data_dir, name)
+    out.last_sent = when(state.last_sent)
+    out.next_due = when(state.next_due)
+    out.last_result = state.last_result
+    out.reloads = state.reloads or 0
+    out.reload_error = state.reload_error
+    out.spool = #datadir.spooled(ctx.data_dir, name)
+    return out
+end
+
+function M.run(ctx)
+    local ok, err = context.gather_settings(ctx)
+    if not ok then return context.fail(err) end
+    local names = #ctx.args > 0 and ctx.args or sandbox.names(ctx.scripts)
+    local rows, bad = {}, false
+    for _, name in ipairs(names) do
+        rows[#rows + 1] = one(ctx, name)
+        bad = bad or rows[#rows].error ~= nil
+    end
+    if ctx.options.json then
+        for _, r in ipairs(rows) do io.stdout:write(json.encode(r), "\n") end
+    else
+        for _, r in ipairs(rows) do
+            if r.error then
+                io.stdout:write(r.product, ": error: ", r.error, "\n")
+            end
+            if r.sending ~= nil then
+                io.stdout:write(string.format(
+                    "%s: %s (%s)\n  instance %s, last sent %s, next due %s, spool %d%s%s\n"
+                        .. "  reloads %d%s\n",
+                    r.product, r.sending and "sending" or "not sending", r.decided_by,
+                    r.instance_id or "(none yet)", r.last_sent or "never", r.next_due or "not scheduled",
+                    r.spool, r.last_result and (", last result: " .. r.last_result) or "",
+                    r.version and (", script version " .. r.version) or "", r.reloads,
+                    r.reload_error and (", last reload error: " .. r.reload_error) or ""))
+            end
+        end
+    end
+    return bad and 1 or 0
+end
+
+return M

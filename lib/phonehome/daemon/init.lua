@@ -1,0 +1,115 @@
+-- `phonehome run`, the daemon: every product on its schedule in one libuv loop, in its
+-- own sandbox, with its own spool. Modules here: runner (one product's record and
+-- reports), reload and watch (scripts changing while it runs), spool and send (delivery),
+-- datadir (everything kept on disk). This module owns the lifecycle: start, signals,
+-- --once, and a graceful stop.
+local async = require("phonehome.base.async")
+local core = require("phonehome.core")
+local datadir = require("phonehome.daemon.datadir")
+local log = require("phonehome.base.log")
+local reload = require("phonehome.daemon.reload")
+local runner = require("phonehome.daemon.runner")
+local sandbox = require("phonehome.sandbox")
+local watch = require("phonehome.daemon.watch")
+
+local M = {}
+
+M.GRACE = 5   -- seconds a stop waits for transfers in flight
+
+-- run(ctx) -> exit code. ctx: scripts, data_dir, options, from_set, from_config, pid,
+-- product names (args), flags (after --).
+function M.run(ctx)
+    local scale = tonumber(ctx.options["time-scale"] or 1)
+    if not scale or scale <= 0 then
+        io.stderr:write("phonehome: --time-scale: expected a positive number\n")
+        return 2
+    end
+    local ok, err = datadir.writable(ctx.data_dir)
+    if not ok then
+        io.stderr:write("phonehome: data directory ", ctx.data_dir, " is not writable: ", err, "\n")
+        return 1
+    end
+    local start = core.time()
+    local D = { ctx = ctx, data_dir = ctx.data_dir, flags = ctx.flags, scale = scale, pid = ctx.pid,
+                endpoint = ctx.options.endpoint, dry_run = ctx.options["dry-run"] == true,
+                once = ctx.options.once == true,
+                session_id = core.uuid(), products = {}, stopping = false }
+    function D.sched_opts(p)
+        return { start = start, now = core.time(), state = p.state, settings = p.settings,
+                 scale = scale, random = math.random }
+    end
+    local names = #ctx.args > 0 and ctx.args or sandbox.names(ctx.scripts)
+    if #ctx.args > 0 then
+        D.only = {}
+        for _, n in ipairs(ctx.args) do D.only[n] = true end
+    end
+    for _, name in ipairs(names) do
+        local p, why = runner.load(D, name)
+        if p then
+            D.products[#D.products + 1] = p
+        else
+            log.error({ product = name, msg = "product not started", error = why })
+        end
+    end
+    if #D.products == 0 then
+        io.stderr:write("phonehome: no product could be started\n")
+        return 1
+    end
+    for _, p in ipairs(D.products) do runner.start(D, p) end
+
+    local signals, watcher = {}, nil
+    local function finish()
+        for _, p in ipairs(D.products) do
+            if p.timer then p.timer:close() end
+            p.spool:persist()
+            runner.save(D, p)
+        end
+        for _, s in ipairs(signals) do s:close() end
+        if watcher then watcher:close() end
+        core.stop()
+    end
+    local function stop(signal)
+        if D.stopping then return end
+        D.stopping = true
+        log.info({ msg = "stopping", signal = signal })
+        async.drain(M.GRACE, function() return next(async.in_flight) == nil end, function()
+            -- past the grace: what is still in flight stays in the spool
+            for req in pairs(async.in_flight) do req:cancel() end
+            finish()
+        end)
+    end
+    signals[#signals + 1] = core.signal("SIGTERM", stop)
+    signals[#signals + 1] = core.signal("SIGINT", stop)
+    signals[#signals + 1] = core.signal("SIGHUP", function()
+        log.info({ msg = "reloading every script", signal = "SIGHUP" })
+        reload.rescan(D, nil)
+    end)
+    signals[#signals + 1] = core.signal("SIGUSR1", function()
+        for _, p in ipairs(D.products) do log.info(runner.state_line(p)) end
+    end)
+
+    local code = 0
+    if D.once then
+        -- every product now; done when no report is being built or delivered
+        local pending = #D.products
+        for _, p in ipairs(D.products) do
+            async.spawn(function()
+                runner.report(D, p)
+                pending = pending - 1
+                if pending == 0 then stop("--once") end
+            end)
+        end
+        core.run()
+        for _, p in ipairs(D.products) do
+            if p.failed or (p.sending and not D.dry_run and p.spool:depth() > 0) then code = 1 end
+        end
+    else
+        watcher = watch.start(ctx.scripts, function(changed) reload.rescan(D, changed) end)
+        core.run()
+    end
+    for _, p in ipairs(D.products) do p.product:close() end
+    log.info({ msg = "stopped" })
+    return code
+end
+
+return M

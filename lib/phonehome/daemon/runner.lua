@@ -1,0 +1,226 @@
+-- The daemon's per-product runner: a product's record, and what happens to it on
+-- schedule. Each report is decided, built, kept as the last report, spooled and
+-- delivered inside a coroutine of its own, after its opt-out switches are read again.
+--
+-- The record of a running product (what survives a reload is the record itself, with
+-- only product, def, settings, sending and reason replaced by the new version's):
+--   name       the product's name (its script's file name)
+--   product    the handle to its sandbox (phonehome.sandbox)
+--   def        its definition as plain data
+--   settings   its typed settings from --set and --config, defaults applied
+--   sending    whether it may send now; reason: the switch that decided it
+--   state      persisted in the data directory: last_sent, next_due, last_built,
+--              last_result, reloads, reload_error, process (the target's CPU time at the
+--              last report)
+--   spool      its reports waiting to be sent (daemon/spool.lua)
+--   timer      the timer of its next report, if armed
+--   previous   the last report built, decoded (false when there is none), for figures
+--              counted between reports
+--   failed     a report failed to build or to be delivered (for --once's exit code)
+--   flushing   its spool is being delivered; stopped: its script was removed
+--
+-- D, the daemon's state, is given to every function: ctx, data_dir, flags, scale, pid,
+-- endpoint, dry_run, once, session_id, stopping, sched_opts(p), products.
+local async = require("phonehome.base.async")
+local core = require("phonehome.core")
+local datadir = require("phonehome.daemon.datadir")
+local disclosure = require("phonehome.definition.disclosure")
+local json = require("phonehome.json")
+local log = require("phonehome.base.log")
+local optout = require("phonehome.definition.optout")
+local sandbox = require("phonehome.sandbox")
+local schedule = require("phonehome.definition.schedule")
+local send = require("phonehome.daemon.send")
+local settings = require("phonehome.definition.settings")
+local spool = require("phonehome.daemon.spool")
+local timefmt = require("phonehome.timefmt")
+
+local M = {}
+
+function M.save(D, p)
+    datadir.write_state(D.data_dir, p.name, p.state)
+end
+
+local function decide(D, p)
+    return optout.decide(p.def, core.getenv, p.settings, D.flags)
+end
+
+-- Delivers the spool in order; stops at the first report that cannot be delivered now.
+function M.flush(D, p)
+    if p.flushing then return end
+    p.flushing = true
+    while p.spool:head() and not D.stopping do
+        if not p.sending then break end
+        local e = p.spool:head()
+        local result, detail = send.send(p, e, {
+            base = D.endpoint, scale = D.scale,
+            stopping = function() return D.stopping end,
+            sending = function() return p.sending end,
+        })
+        if result == "delivered" or result == "rejected" then
+            p.spool:remove(e)
+            p.state.last_sent = core.time()
+            p.state.last_result = result .. (detail and (": " .. detail) or "")
+            M.save(D, p)
+            if result == "rejected" then p.failed = true end
+        else
+            p.state.last_result = result .. ": " .. tostring(detail)
+            p.failed = result ~= "stopped"
+            M.save(D, p)
+            break
+        end
+    end
+    p.flushing = false
+end
+
+-- Builds a report with the product's current version; nil, errors when it cannot.
+local function build(D, p)
+    if p.previous == nil then
+        -- the last report an earlier run built, for figures counted between reports
+        p.previous = datadir.read_last_report(D.data_dir, p.def) or false
+    end
+    local body, problems = p.product:build({
+        settings = p.settings, pid = D.pid, session_id = D.session_id,
+        instance_id = datadir.instance_id(D.data_dir, p.def),
+        last_sent = p.state.last_sent, previous = json.without_nulls(p.previous) or nil,
+        previous_process = p.state.process,
+    })
+    -- the target's CPU time now, for the next report's average since this one
+    local proc = core.process(D.pid)
+    if proc then
+        p.state.process = { pid = proc.pid, start_time = proc.start_time, time = core.time(),
+                            cpu = proc.user_cpu + proc.system_cpu }
+    end
+    return body, problems
+end
+
+-- One scheduled report: decide, build, keep the last report, spool, deliver.
+function M.report(D, p)
+    p.sending, p.reason = decide(D, p)
+    if not p.sending and not p.def.optout.build_when_off then
+        log.info({ product = p.name, msg = "not sending", reason = p.reason })
+        return
+    end
+    local body, problems = build(D, p)
+    if not body then
+        for _, e in ipairs(problems) do log.error({ product = p.name, msg = "report not built", error = e }) end
+        p.failed = true
+        return
+    end
+    for _, w in ipairs(problems) do log.warn({ product = p.name, msg = w }) end
+    p.state.last_built = core.time()
+    p.previous = json.decode(body) or false
+    datadir.write_last_report(D.data_dir, p.def, body)
+    if not p.sending or D.dry_run then
+        log.info({ product = p.name, msg = "report built, not sent",
+                   reason = D.dry_run and "--dry-run" or p.reason, report = body })
+        return
+    end
+    if p.def.delivery.log_report then log.info({ product = p.name, msg = "sending report", report = body }) end
+    p.spool:push(core.uuid(), body)
+    local wait = D.once and 0 or schedule.seconds(p.def.schedule.send_delay, p.settings, D.scale)
+    if wait > 0 then async.sleep(wait) end
+    M.flush(D, p)
+end
+
+local function log_next(p)
+    log.info({ product = p.name, msg = "next report", due = timefmt.iso8601(p.state.next_due, 3) })
+end
+
+-- Arms the timer of the product's next report, due at p.state.next_due.
+local function arm(D, p)
+    if p.timer then p.timer:close() end
+    -- at least 1 ms: libuv runs a 0 ms timer armed by a timer in the same pass
+    local delay = math.max(0.001, p.state.next_due - core.time())
+    p.timer = core.timer(math.floor(delay * 1000 + 0.5), function()
+        p.timer = nil
+        if D.stopping or p.stopped then return end
+        local due, started = p.state.next_due, core.time()
+        async.spawn(function()
+            M.report(D, p)
+            if D.stopping or p.stopped then return end
+            -- counted from when this report started, sent or not (MongooseIM's rule)
+            p.state.next_due = schedule.after(p.def.schedule, D.sched_opts(p), due, started)
+            M.save(D, p)
+            log_next(p)
+            arm(D, p)
+        end)
+    end)
+end
+
+-- load_version(D, name) -> a version of a product (name, product, def, settings,
+-- sending, reason), or nil, message when it cannot run.
+function M.load_version(D, name)
+    local ctx = D.ctx
+    local prod, problems = sandbox.open_in(ctx.scripts, name)
+    if not prod then return nil, table.concat(problems, "; ") end
+    local typed, err = settings.resolve(prod.def, ctx.from_set[name], ctx.from_config[name])
+    if not typed then
+        prod:close()
+        return nil, err
+    end
+    local v = { name = name, product = prod, def = prod.def, settings = typed }
+    local sending, why = decide(D, v)
+    if sending == nil then
+        prod:close()
+        return nil, why
+    end
+    v.sending, v.reason = sending, why
+    return v
+end
+
+-- load(D, name) -> a product to run: a loaded version with its schedule state and spool
+-- from disk; or nil, message.
+function M.load(D, name)
+    local p, why = M.load_version(D, name)
+    if not p then return nil, why end
+    p.state = datadir.read_state(D.data_dir, name)
+    p.spool = spool.open(D.data_dir, name, p.def.delivery)
+    return p
+end
+
+-- Delivers what is spooled, in a coroutine of its own, when the product may send now.
+function M.resume_sending(D, p)
+    if p.sending and not D.dry_run and p.spool:depth() > 0 then async.spawn(M.flush, D, p) end
+end
+
+-- Starts a loaded product: its disclosure, its first due time, its timer, and the
+-- reports an earlier run left in its spool.
+function M.start(D, p)
+    local text = disclosure.text(p.def, p.sending, p.settings)
+    if text then
+        io.stderr:write(text, "\n")
+        io.stderr:flush()
+    end
+    log.info({ product = p.name, msg = "started", sending = tostring(p.sending), reason = p.reason,
+               version = p.def.version })
+    if D.once then return end
+    p.state.next_due = schedule.first(p.def.schedule, D.sched_opts(p))
+    M.save(D, p)
+    log_next(p)
+    arm(D, p)
+    M.resume_sending(D, p)
+end
+
+-- Stops a product whose script was removed; its state stays on disk.
+function M.stop(D, p)
+    if p.timer then p.timer:close() end
+    p.timer = nil
+    p.stopped = true
+    M.save(D, p)
+    p.product:close()
+    for i, q in ipairs(D.products) do
+        if q == p then table.remove(D.products, i) break end
+    end
+    log.info({ product = p.name, msg = "stopped: its script was removed" })
+end
+
+-- The product's state as one log line (SIGUSR1).
+function M.state_line(p)
+    return { product = p.name, msg = "state", sending = tostring(p.sending), reason = p.reason,
+             next_due = p.state.next_due and timefmt.iso8601(p.state.next_due, 3) or "none",
+             last_sent = p.state.last_sent and timefmt.iso8601(p.state.last_sent, 3) or "never",
+             spool = p.spool:depth() }
+end
+
+return M

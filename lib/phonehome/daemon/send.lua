@@ -1,0 +1,73 @@
+-- Sending one spooled report: its request(s) to the product's endpoint, retried with
+-- backoff and jitter on the statuses the product names, honouring Retry-After. Runs
+-- inside a coroutine: waiting yields to the loop.
+local async = require("phonehome.base.async")
+local core = require("phonehome.core")
+local delivery = require("phonehome.definition.delivery")
+local log = require("phonehome.base.log")
+
+local M = {}
+
+M.USER_AGENT = "phonehome/" .. core.version
+
+local function member(list, v)
+    for _, x in ipairs(list) do if x == v then return true end end
+    return false
+end
+
+-- send(p, entry, opts) -> "delivered" | "rejected" | "failed" | "stopped", detail.
+-- p: { name, def, settings }; opts: base, scale, stopping (function), sending (function).
+function M.send(p, entry, opts)
+    local url, err = delivery.target(p.def, p.settings, opts.base)
+    if not url then
+        log.error({ product = p.name, msg = "cannot send", error = err })
+        return "failed", err
+    end
+    local d = p.def.delivery
+    local bodies = delivery.bodies(p.def, entry.body)
+    for i, body in ipairs(bodies) do
+        local key = #bodies > 1 and (entry.key .. "-" .. i) or entry.key
+        local attempt = 0
+        while true do
+            if opts.stopping() then return "stopped", "shutting down" end
+            if not opts.sending() then return "stopped", "turned off" end
+            attempt = attempt + 1
+            local res = async.request({
+                url = url, method = p.def.method, body = body, user_agent = M.USER_AGENT,
+                headers = { "Content-Type: application/json", "Idempotency-Key: " .. key },
+                connect_timeout = d.connect_timeout / 1000, timeout = d.timeout / 1000,
+                ca_file = p.settings.ca_file,
+            })
+            local fields = { product = p.name, url = delivery.redact(url), attempt = attempt, bytes = #body }
+            local retry
+            if res.error then
+                fields.msg, fields.error = "transfer failed", res.error
+                retry = res.error ~= "cancelled"
+            elseif res.status >= 200 and res.status < 300 then
+                fields.msg, fields.status = "report sent", res.status
+                log.info(fields)
+                break
+            else
+                fields.msg, fields.status = "endpoint refused the report", res.status
+                fields.response = res.body:sub(1, 200)
+                retry = member(d.retry_on, res.status)
+                if not retry and res.status < 500 then
+                    log.warn(fields)
+                    return "rejected", "status " .. res.status
+                end
+            end
+            if not retry or attempt > d.retries then
+                log.warn(fields)
+                return "failed", res.error or ("status " .. res.status)
+            end
+            local wait = (d.backoff / 1000) * 2 ^ (attempt - 1) * (1 + math.random() * 0.25)
+            wait = delivery.retry_after(res.retry_after, os.time()) or wait
+            fields.retry_in = string.format("%.3fs", wait / opts.scale)
+            log.warn(fields)
+            async.sleep(wait / opts.scale)
+        end
+    end
+    return "delivered"
+end
+
+return M

@@ -1,0 +1,118 @@
+-- A product's documentation as Markdown, rendered from the same declarations that
+-- build and check its report, so the two cannot drift apart.
+local duration = require("phonehome.duration")
+local schema = require("phonehome.definition.schema")
+local json = require("phonehome.json")
+
+local M = {}
+
+local function cell(s)
+    return (tostring(s):gsub("|", "\\|"):gsub("\n", " "))
+end
+
+local function field_rows(list, prefix, out)
+    for _, f in ipairs(list) do
+        local name = prefix .. f.name
+        local desc = f.description
+        if f.unit then desc = desc .. " Unit: " .. f.unit .. "." end
+        if f.setting then desc = desc .. " Setting `" .. f.setting .. "`." end
+        out[#out + 1] = string.format("| `%s` | %s | %s |", cell(name), cell(schema.type_name(f)), cell(desc))
+        if f.fields then field_rows(f.fields, name .. ".", out) end
+        local inner = f.items or f.values
+        if inner and inner.fields then
+            field_rows(inner.fields, name .. (f.items and "[]." or ".*."), out)
+        end
+    end
+end
+
+local function dur(v)
+    if type(v) == "table" then return "the setting `" .. v.setting .. "` (ms)" end
+    return duration.format(v)
+end
+
+local function value_list(vs)
+    local out = {}
+    for _, v in ipairs(vs or {}) do out[#out + 1] = "`" .. tostring(v) .. "`" end
+    return table.concat(out, ", ")
+end
+
+local function channel(kind, c)
+    local parts = {}
+    if c.off and #c.off > 0 then parts[#parts + 1] = "off with " .. value_list(c.off) end
+    if c.on and #c.on > 0 then parts[#parts + 1] = "on with " .. value_list(c.on) end
+    local how = #parts > 0 and (": " .. table.concat(parts, "; ")) or ""
+    return string.format("- %s `%s`%s", kind, c.name, how)
+end
+
+-- render(desc) -> Markdown text.
+function M.render(d)
+    local out = { "# " .. d.name, "", d.description, "", "## Fields", "",
+                  "| Statistic Name | Type | Description |",
+                  "|---|---|---|" }
+    field_rows(d.fields, "", out)
+    local s = d.schedule
+    out[#out + 1] = ""
+    out[#out + 1] = "## Schedule"
+    out[#out + 1] = ""
+    if s.at_start then out[#out + 1] = "- one report at start" end
+    out[#out + 1] = "- first report: " .. dur(s.first) .. " after start"
+    out[#out + 1] = "- then every " .. dur(s.interval) .. ", counted from "
+        .. (s.anchor == "start" and "process start" or "the previous report")
+    if s.jitter ~= 0 then out[#out + 1] = "- jitter: up to " .. dur(s.jitter) end
+    if s.send_delay ~= 0 then out[#out + 1] = "- sent " .. dur(s.send_delay) .. " after it is built" end
+    out[#out + 1] = ""
+    out[#out + 1] = "## Endpoint"
+    out[#out + 1] = ""
+    out[#out + 1] = string.format("`%s %s` (%s%s)", d.method, d.endpoint,
+        d.format == "ga4" and "Google Analytics 4 Measurement Protocol" or "JSON",
+        d.canonical and ", canonical: keys sorted" or "")
+    local dl = d.delivery
+    out[#out + 1] = ""
+    out[#out + 1] = string.format("Timeout %s (connect %s). %s", dur(dl.timeout), dur(dl.connect_timeout),
+        dl.retries == 0 and "No retry: an undelivered report waits in the spool for the next attempt."
+            or string.format("Up to %d retries from %s, doubling, on connection failures and statuses %s.",
+                dl.retries, dur(dl.backoff), table.concat(dl.retry_on, ", ")))
+    out[#out + 1] = ""
+    out[#out + 1] = "## Opting out"
+    out[#out + 1] = ""
+    local o = d.optout
+    out[#out + 1] = o.default == "on"
+        and "Reports are sent unless one of these switches turns them off:"
+        or "Nothing is sent until one of these switches turns reporting on (opt-in):"
+    out[#out + 1] = ""
+    for _, c in ipairs(o.env) do out[#out + 1] = channel("environment variable", c) end
+    for _, c in ipairs(o.settings) do out[#out + 1] = channel("setting", c) end
+    for _, c in ipairs(o.flags) do out[#out + 1] = string.format("- flag `%s` (after `--`)", c.name) end
+    out[#out + 1] = "- `DO_NOT_TRACK=1` turns off every product"
+    if o.build_when_off then
+        out[#out + 1] = ""
+        out[#out + 1] = "When turned off, the report is still built and logged, and marked as "
+            .. "not sent."
+    end
+    out[#out + 1] = ""
+    out[#out + 1] = "## Disclosure"
+    out[#out + 1] = ""
+    for i, state in ipairs({ "on", "off" }) do
+        if i > 1 then out[#out + 1] = "" end
+        out[#out + 1] = "Printed at start when reporting is " .. state .. ":"
+        out[#out + 1] = ""
+        out[#out + 1] = "```"
+        out[#out + 1] = d.disclosure[state]
+        out[#out + 1] = "```"
+    end
+    if #d.settings > 0 then
+        out[#out + 1] = ""
+        out[#out + 1] = "## Settings"
+        out[#out + 1] = ""
+        out[#out + 1] = "| Setting | Type | Default | Description |"
+        out[#out + 1] = "|---|---|---|---|"
+        for _, st in ipairs(d.settings) do
+            local default = st.default == nil and "(none)" or ("`" .. json.encode(st.default) .. "`")
+            out[#out + 1] = string.format("| `%s` | %s | %s | %s |", cell(st.name), st.type,
+                cell(default), cell(st.description))
+        end
+    end
+    return table.concat(out, "\n") .. "\n"
+end
+
+return M

@@ -1,0 +1,81 @@
+-- Building a report inside the sandbox: computes each declared field, checks the whole
+-- value against the declarations, and encodes it. Nothing is returned unless every check
+-- passed.
+local schema = require("phonehome.definition.schema")
+local json = require("phonehome.json")
+
+local M = {}
+
+M.current = nil   -- the field being computed ({ path, line }), for a killed build's message
+
+-- The value of one field: its function, its constant, its setting or its sub-fields.
+-- A function that fails makes the field null if it may be null, and fails the report
+-- otherwise; either way the failure is reported with the field's file:line.
+local function compute(f, ctx, path, report)
+    local v = f.value
+    if type(v) == "function" then
+        M.current = { path = path, line = f.line }
+        local ok, res = pcall(v, ctx)
+        if ok then M.current = nil end  -- kept on failure: a killed build names it
+        if not ok then
+            local msg = tostring(res)
+            if f.null then
+                report.warn(f, path, msg)
+            else
+                report.fail(f, path, msg)
+            end
+            return nil
+        end
+        return res
+    elseif v ~= nil then
+        return v
+    elseif f.setting then
+        local s = ctx.settings[f.setting]
+        if s == nil and not f.null then
+            report.fail(f, path, "setting '" .. f.setting .. "' has no value; give one with --set "
+                .. ctx.product .. "." .. f.setting .. "=VALUE")
+        end
+        return s
+    elseif f.fields then
+        local t = {}
+        for _, sub in ipairs(f.fields) do
+            t[sub.name] = compute(sub, ctx, path .. "." .. sub.name, report)
+        end
+        return t
+    end
+    return nil
+end
+
+-- build(def, ctx, where) -> json text, warnings | nil, errors.
+-- where(path, fallback_line) gives "file:line" for a field path, for messages.
+function M.build(def, ctx, where)
+    local errors, warnings = {}, {}
+    local function entry(list, path, msg, line)
+        -- a message that already starts with a position keeps it
+        if msg:match("^[^%s:]+:%d+: ") then
+            list[#list + 1] = msg:gsub("^([^%s:]+:%d+): ", "%1: field '" .. path .. "': ", 1)
+        else
+            list[#list + 1] = where(path, line) .. ": field '" .. path .. "': " .. msg
+        end
+    end
+    local report = {
+        fail = function(f, path, msg) entry(errors, path, msg, f.line) end,
+        warn = function(f, path, msg) entry(warnings, path, msg, f.line) end,
+    }
+    local value = {}
+    for _, f in ipairs(def.fields) do
+        value[f.name] = compute(f, ctx, f.name, report)
+    end
+    if #errors > 0 then return nil, errors end
+    local root = { type = "object", fields = def.fields }
+    local checked = {}
+    for _, f in ipairs(def.fields) do
+        checked[f.name] = schema.check(f, value[f.name], f.name, function(path, msg)
+            errors[#errors + 1] = where(path) .. ": field '" .. path .. "': " .. msg
+        end)
+    end
+    if #errors > 0 then return nil, errors end
+    return json.encode(checked, root, def.canonical), warnings
+end
+
+return M

@@ -1,0 +1,99 @@
+-- The trusted side of a product's sandbox, run inside the product's own Lua state:
+-- loads the script in its allow-listed environment, checks its definition, builds its
+-- report on request and checks reports received for it. The control state calls these
+-- functions through sb:call(name, ...) (see sandbox/init.lua); only plain values cross.
+local where = require("phonehome.sandbox.where")   -- first: it keeps debug.getinfo
+local build = require("phonehome.sandbox.build")
+local core = require("phonehome.core")
+local definition = require("phonehome.definition")
+local env = require("phonehome.sandbox.env")
+local probes = require("phonehome.sandbox.probes")
+local schema = require("phonehome.definition.schema")
+
+-- Nothing in the sandbox may reach the debug library or the string metatable.
+debug = nil            -- luacheck: ignore 111 121
+package.loaded.debug = nil
+getmetatable("").__metatable = false
+
+local M = {}
+
+local state = {}       -- the positions of the loaded script, its checked definition
+
+-- load(source, chunkname) -> description of the definition; raises a message of one
+-- "file:line: problem" line per problem.
+function M.load(source, chunkname)
+    local pos = where.new(chunkname, source)
+    state = { where = function(path, line) return pos:at(path, line) end }
+    local chunk, err = load(source, chunkname, "t", env.new())
+    if not chunk then error(err, 0) end
+    local def = chunk()
+    local problems = {}
+    if type(def) == "table" and type(def.fields) == "table" then where.mark_lines(def.fields) end
+    definition.check(def, function(path, msg)
+        problems[#problems + 1] = state.where(path) .. ": " .. msg
+    end)
+    local base = chunkname:match("([^/]+)%.lua$")
+    if type(def) == "table" and type(def.name) == "string" and base and def.name ~= base then
+        problems[#problems + 1] = state.where("name") .. ": name '" .. def.name
+            .. "' does not match the file name '" .. base .. ".lua'"
+    end
+    if #problems > 0 then error(table.concat(problems, "\n"), 0) end
+    state.def = def
+    return definition.describe(def)
+end
+
+-- build(opts) -> json, warnings | nil, errors.
+-- opts: settings (typed, defaults applied), pid, instance_id, session_id, last_sent,
+-- previous (the product's previous report, decoded, for figures counted between reports),
+-- previous_process ({ pid, start_time, time, cpu } of the target at the previous report).
+function M.build(opts)
+    local def = assert(state.def, "no definition loaded")
+    build.current = nil
+    local ctx = {
+        product = def.name,
+        settings = opts.settings or {},
+        instance_id = opts.instance_id,
+        session_id = opts.session_id,
+        last_sent = opts.last_sent,
+        previous = opts.previous,
+        previous_process = opts.previous_process,
+        now = core.time(),
+        system = probes.system,
+        process = probes.process(opts.pid),
+        getenv = core.getenv,
+        uuid = core.uuid,
+    }
+    return build.build(def, ctx, state.where)
+end
+
+-- validate(value) -> a list of problems of a report against the definition (empty
+-- when it conforms): the check a report passes before it leaves, applied to one received.
+function M.validate(value)
+    local def = assert(state.def, "no definition loaded")
+    local problems = {}
+    local root = { type = "object", fields = def.fields }
+    schema.check(root, value, "", function(path, msg)
+        problems[#problems + 1] = "field '" .. path:gsub("^%.", "") .. "': " .. msg
+    end)
+    return problems
+end
+
+-- current() -> the path and "file:line" of the field whose computation was
+-- interrupted, if any.
+function M.current()
+    local c = build.current
+    if c then return c.path, state.where(c.path, c.line) end
+end
+
+-- read_data(source, chunkname) -> the table a data-only Lua file returns or assigns.
+function M.read_data(source, chunkname)
+    local globals = {}
+    local chunk, err = load(source, chunkname, "t", globals)
+    if not chunk then error(err, 0) end
+    local t = chunk()
+    if t == nil then t = globals end
+    if type(t) ~= "table" then error(chunkname:gsub("^@", "") .. ": must hold a table", 0) end
+    return t
+end
+
+return M

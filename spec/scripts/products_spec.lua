@@ -1,0 +1,298 @@
+-- Each bundled product's report against the public sample of its real telemetry
+-- (spec/fixtures, taken from ../shared/reference): same keys, nesting, types and order.
+local json = require("phonehome.json")
+local sandbox = require("phonehome.sandbox")
+local h = require("support.helper")
+
+-- JSON kind of a decoded value; empty tables are both arrays and objects to cjson.
+local function kind(v)
+    if v == json.null then return "null" end
+    if type(v) == "table" then
+        if next(v) == nil then return "empty" end
+        return v[1] ~= nil and "array" or "object"
+    end
+    return type(v)
+end
+
+-- Every difference of keys and kinds between ours and the sample, by path. Our null
+-- may stand for a sample's scalar: the schema decides which fields may be null.
+local function differences(ours, sample, path, out)
+    local ko, ks = kind(ours), kind(sample)
+    if ko == "null" and ks ~= "array" and ks ~= "object" then return out end
+    if ko ~= ks and not (ko == "empty" and (ks == "array" or ks == "object"))
+        and not (ks == "empty" and (ko == "array" or ko == "object")) then
+        out[#out + 1] = path .. ": " .. ko .. " where the sample has " .. ks
+        return out
+    end
+    if ks == "object" and ko == "object" then
+        for k, v in pairs(sample) do
+            if ours[k] == nil then out[#out + 1] = path .. "." .. k .. ": missing"
+            else differences(ours[k], v, path .. "." .. k, out) end
+        end
+        for k in pairs(ours) do
+            if sample[k] == nil then out[#out + 1] = path .. "." .. k .. ": not in the sample" end
+        end
+    elseif ks == "array" and ko == "array" then
+        differences(ours[1], sample[1], path .. "[1]", out)
+    end
+    return out
+end
+
+-- The keys of a JSON text in the order they appear.
+local function key_order(text)
+    local keys = {}
+    for k in text:gmatch('"([^"]+)"%s*:') do keys[#keys + 1] = k end
+    return keys
+end
+
+local function show(name, config, extra)
+    local dir = h.tmpdir()
+    local args = { "show", name, "--data-dir", dir, "--config", h.write(dir .. "/config.lua", config) }
+    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+    local r = h.run(args)
+    assert.are.equal("", r.err)
+    assert.are.equal(0, r.code)
+    return r.out, assert(json.decode(r.out)), dir
+end
+
+local function fixture(name)
+    return h.slurp("spec/fixtures/" .. name)
+end
+
+local function conforms(name, sample)
+    local p = assert(sandbox.open("scripts/" .. name .. ".lua"))
+    local problems = p:validate(sample)
+    p:close()
+    return problems
+end
+
+describe("eventstoredb", function()
+    after_each(h.cleanup)
+    local sample_text = fixture("eventstoredb.json")
+    local sample = json.decode(sample_text)
+    local config = [[
+eventstoredb = {
+    ["cluster.nodeId"] = "81e9ca2a-8acc-41ed-b9d0-65a652b36801",
+    ["configuration.enableExternalTcp"] = true,
+    ["database.epochNumber"] = 29, ["database.activeChunkNumber"] = 2,
+    ["projections.standardProjectionCount"] = 5, ["projections.standardProjectionRunningCount"] = 5,
+}]]
+
+    it("accepts the documented sample", function()
+        assert.are.same({}, conforms("eventstoredb", sample))
+    end)
+
+    it("builds a report of the sample's shape, in its key order", function()
+        local text, ours = show("eventstoredb", config)
+        assert.are.same({}, differences(ours, sample, "", {}))
+        assert.are.same(key_order(sample_text), key_order(text))
+    end)
+
+    it("takes values from probes, settings and .NET formats", function()
+        local _, ours = show("eventstoredb", config)
+        assert.are.equal(tonumber(h.sh("nproc --all")), ours.environment.coreCount)
+        assert.are.equal(({ x86_64 = "X64", aarch64 = "Arm64" })[h.sh("uname -m")],
+                         ours.environment.processorArchitecture)
+        assert.matches("^%d%d:%d%d:%d%d", ours.uptime)
+        assert.are.equal("Leader", ours.gossip["81e9ca2a-8acc-41ed-b9d0-65a652b36801"])
+        assert.are.equal(ours.cluster.nodeId, ours.cluster.leaderId)
+        assert.are.equal(5, ours.projections.totalCount)
+        assert.are.equal(29, ours.database.epochNumber)
+        assert.is_true(ours.environment.isContainer == false)
+    end)
+
+    it("says whether .NET's container variable is set", function()
+        local dir = h.tmpdir()
+        local r = h.run({ "show", "eventstoredb", "--data-dir", dir }, { DOTNET_RUNNING_IN_CONTAINER = "true" })
+        assert.is_true(json.decode(r.out).environment.isContainer)
+    end)
+
+    it("keeps the database identity across runs and a fresh node id per run", function()
+        local dir = h.tmpdir()
+        local a = json.decode(h.run({ "show", "eventstoredb", "--data-dir", dir }).out)
+        local b = json.decode(h.run({ "show", "eventstoredb", "--data-dir", dir }).out)
+        assert.are.equal(a.database.firstEpochId, b.database.firstEpochId)
+        assert.are_not.equal(a.cluster.nodeId, b.cluster.nodeId)
+    end)
+end)
+
+describe("coroot", function()
+    after_each(h.cleanup)
+    local sample_text = fixture("coroot.json")
+    local sample = json.decode(sample_text)
+    -- the sample's values, given as settings, must come out where the sample has them
+    local config = [[
+coroot = {
+    ["integration.prometheus"] = true, ["integration.node_agent"] = true,
+    ["integration.kube_state_metrics"] = true,
+    ["integration.inspection_overrides"] = {
+        CPUNode = { project_level = 1, application_level = 2 },
+        NetworkRTT = { project_level = 0, application_level = 1 } },
+    ["integration.application_categories"] = 3,
+    ["integration.alerting_integrations"] = { "slack" },
+    ["integration.cloud_costs"] = true, ["integration.clickhouse"] = true,
+    ["integration.tracing"] = true, ["integration.logs"] = true, ["integration.profiles"] = true,
+    ["stack.clouds"] = { "aws", "hetzner", "ovh" },
+    ["stack.services"] = { "pgbouncer", "postgres", "redis" },
+    ["stack.instrumented_service"] = { "postgres", "redis" },
+    ["infra.projects"] = 2, ["infra.applications"] = 18, ["infra.nodes"] = 10,
+    ["infra.instances"] = 50, ["infra.deployments"] = 1,
+    ["infra.deployment_summaries"] = { ["-CPU"] = 1, ["+Logs"] = 1, ["-Memory"] = 1 },
+    ["ux.users_by_screen_size"] = { xs = 1, lg = 7, xl = 5 },
+    ["ux.users"] = { "20174a56-4a1e-41ca-a90d-b657d1fa873e" },
+    ["ux.page_views"] = { ["/p/$projectId"] = 1, ["/p/$projectId/app/$id/SLO"] = 3 },
+    ["ux.world_load_time_avg"] = 0.053, ["ux.audit_time_avg"] = 0.011,
+    ["ux.sent_notifications"] = { slack = 4 },
+    ["performance.constructor.stages"] = { query = 0.022014374, load_rds = 0.000004882,
+        load_nodes = 0.000139763, join_db_cluster = 0.000008697, load_containers = 0.017340304,
+        enrich_instances = 0.002621411, load_k8s_metadata = 0.000543033 },
+    ["performance.constructor.queries"] = {
+        node_info = { failed = false, query_time = 0.012892758, metrics_count = 4 },
+        container_net_latency = { failed = false, query_time = 0.015887205, metrics_count = 130 } },
+    ["profile.cpu"] = "...", ["profile.memory"] = "...",
+}]]
+
+    it("accepts the documented sample", function()
+        assert.are.same({}, conforms("coroot", sample))
+    end)
+
+    it("builds a report of the sample's shape, in its key order", function()
+        local text, ours = show("coroot", config)
+        assert.are.same({}, differences(ours, sample, "", {}))
+        -- the sample's cpu_usage has samples; ours has none in the first minute
+        local expected = {}
+        for _, k in ipairs(key_order(sample_text)) do expected[#expected + 1] = k end
+        assert.are.same(expected, key_order(text))
+        assert.are.same(sample.integration, ours.integration)
+        assert.are.same(sample.ux, ours.ux)
+        assert.are.same(sample.performance.constructor, ours.performance.constructor)
+    end)
+
+    it("keeps its id in instance.uuid, replacing a corrupt one with a warning", function()
+        local _, ours, dir = show("coroot", "")
+        assert.are.equal(ours.instance.uuid, h.slurp(dir .. "/instance.uuid"))
+        assert.are.equal("644", h.sh("stat -c %a " .. dir .. "/instance.uuid"))
+        local again = json.decode(h.run({ "show", "coroot", "--data-dir", dir }).out)
+        assert.are.equal(ours.instance.uuid, again.instance.uuid)
+        h.write(dir .. "/instance.uuid", "not-a-uuid\n")
+        local r = h.run({ "show", "coroot", "--data-dir", dir })
+        assert.are.equal(0, r.code)
+        assert.matches('level=warn product=coroot msg="instance id file does not hold a UUID', r.err)
+        local new = json.decode(r.out).instance.uuid
+        assert.are_not.equal(ours.instance.uuid, new)
+        assert.are.equal(new, h.slurp(dir .. "/instance.uuid"))
+    end)
+
+    it("keeps its id in $STATE_DIRECTORY when no --data-dir is given", function()
+        local dir = h.tmpdir()
+        local r = h.run({ "show", "coroot" }, { STATE_DIRECTORY = dir })
+        assert.are.equal(0, r.code)
+        assert.are.equal(json.decode(r.out).instance.uuid, h.slurp(dir .. "/instance.uuid"))
+    end)
+
+    it("samples the resident memory of the target process", function()
+        local _, ours = show("coroot", "")
+        assert.are.equal(1, #ours.performance.memory_usage)
+        assert.is_true(ours.performance.memory_usage[1] > 1024 * 1024)
+        assert.are.same({}, ours.performance.cpu_usage)
+    end)
+end)
+
+describe("synapse", function()
+    after_each(h.cleanup)
+
+    it("sends exactly the documented statistics with their types, as canonical JSON", function()
+        local text, ours = show("synapse", [[synapse = { python_version = "3.11.2",
+            server_context = "fleet-a", database_server_version = "3.40.1" }]])
+        local want = {}
+        for line in fixture("synapse-fields.txt"):gmatch("[^\n]+") do
+            local name, t = line:match("^(%S+) (%S+)$")
+            want[name] = t
+            assert.is_not_nil(ours[name], name)
+            if t == "int" then
+                assert.are.equal("integer", math.type(ours[name]), name)
+            else
+                assert.are.equal(t, type(ours[name]), name)
+            end
+        end
+        for k in pairs(ours) do assert.is_not_nil(want[k], k) end
+        local keys = key_order(text)
+        local sorted = {}
+        for i, k in ipairs(keys) do sorted[i] = k end
+        table.sort(sorted)
+        assert.are.same(sorted, keys)
+        assert.is_nil(text:gsub("\n$", ""):find("%s"))
+    end)
+
+    it("measures the target process given by --pid", function()
+        local pid = h.sh("lua5.4 -e 'local s = string.rep(\"y\", 64 * 1024 * 1024) "
+            .. "os.execute(\"sleep 3\") return #s' >/dev/null 2>&1 & echo $!")
+        h.sh("sleep 0.5")
+        local _, ours = show("synapse", "", { "--pid", pid })
+        assert.is_true(ours.memory_rss >= 60 * 1024, "memory_rss " .. ours.memory_rss)
+        assert.is_true(ours.uptime_seconds >= 0 and ours.uptime_seconds <= 3)
+        assert.is_true(math.abs(ours.timestamp - os.time()) <= 2)
+    end)
+end)
+
+describe("electric", function()
+    after_each(h.cleanup)
+    local sample = json.decode(fixture("electric.json"))
+
+    it("accepts the documented sample", function()
+        assert.are.same({}, conforms("electric", sample))
+    end)
+
+    it("builds a report of the sample's shape, in its envelope", function()
+        local _, ours = show("electric", [[electric = { ["data.environment.pg_version"] = "14.9",
+            ["data.resources.oldest_wal_time"] = "2023-09-19T14:40:45.972021Z" }]])
+        assert.are.same({}, differences(ours, sample, "", {}))
+        assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d+Z$", ours.timestamp)
+        assert.are.same({ min = 0, max = 0, mean = 0, median = 0, mode = json.null },
+                        ours.data.usage.concurrent_clients)
+        assert.are.equal(tonumber(h.sh("nproc --all")), ours.data.environment.cores)
+    end)
+end)
+
+describe("mongooseim", function()
+    after_each(h.cleanup)
+
+    it("sends the GA4 shape with every documented event", function()
+        local _, ours = show("mongooseim", [[mongooseim = {
+            modules = { mod_vcard = { backend = "rdbms" }, mod_mam = { backend = "rdbms" } },
+            http_api = { "mongoose_client_api" }, transport_mechanism = { "tcp", "mod_websockets" },
+            tls_option = { { mode = "starttls", module = "fast_tls" } },
+            outgoing_pool = { "rdbms" }, xmpp_stanza_count = { xmppMessageSent = 12, xmppIqReceived = 3 },
+        }]])
+        assert.matches("^%x+%-%x+%-4%x+%-%x+%-%x+$", ours.client_id)
+        local names = {}
+        for _, e in ipairs(ours.events) do
+            names[e.name] = true
+            assert.is_true(#e.name <= 40)
+        end
+        assert.are.same({ host_count = true, domain_count = true, module_with_opt = true,
+            custom_module_count = true, cluster = true, http_api = true, transport_mechanism = true,
+            tls_option = true, outgoing_pool = true, xmpp_stanza_count = true }, names)
+        local cluster
+        for _, e in ipairs(ours.events) do if e.name == "cluster" then cluster = e.params end end
+        assert.matches("^%d%d%d%d%-%d%d:%d%d:%d%d$", cluster.uptime)
+        for _, k in ipairs({ "uptime", "version", "component", "node_number", "config_type" }) do
+            assert.is_not_nil(cluster[k], k)
+        end
+        local by = {}
+        for _, e in ipairs(ours.events) do
+            by[e.name] = by[e.name] or {}
+            table.insert(by[e.name], e.params)
+        end
+        assert.are.same({ { value = 1 } }, by.host_count)
+        assert.are.same({ { mongoose_client_api = "enabled" } }, by.http_api)
+        assert.are.same({ { tcp = "enabled", mod_websockets = "enabled" } }, by.transport_mechanism)
+        assert.are.same({ { mode = "starttls", module = "fast_tls" } }, by.tls_option)
+        assert.are.same({ { value = "rdbms" } }, by.outgoing_pool)
+        assert.are.same({ module = "mod_mam", backend = "rdbms" }, by.module_with_opt[1])
+        -- every stanza counter, in MongooseIM's order; the first report counts all as new
+        assert.are.equal(6, #by.xmpp_stanza_count)
+        assert.are.same({ stanza_type = "xmppMessageSent", total = 12, increment = 12 }, by.xmpp_stanza_count[1])
+        assert.are.same({ stanza_type = "xmppIqReceived", total = 3, increment = 3 }, by.xmpp_stanza_count[4])
+    end)
+end)
