@@ -1,5 +1,6 @@
 -- EventStoreDB (23.10 – 24.10) usage telemetry: one JSON document a day, the first an
 -- hour after start; opting out still builds and logs it, but sends nothing.
+local F = require("phonehome.fields")
 
 -- A .NET TimeSpan in its constant format: [d.]hh:mm:ss[.fffffff]
 local function timespan(seconds)
@@ -60,102 +61,76 @@ return {
           description = "The leader's id; by default this node's, as in a single-node cluster." },
     },
     fields = {
-        { name = "version", type = "string", setting = { default = "23.10.0.0" },
-          description = "The EventStoreDB version number." },
-        { name = "tag", type = "string", setting = { default = "oss-v23.10.0" },
-          description = "The build tag of that version." },
-        { name = "uptime", type = "string", unit = ".NET TimeSpan",
-          description = "How long the node has been running, as [d.]hh:mm:ss.fffffff.",
-          value = function(ctx) return timespan(ctx.process.uptime) end },
-        { name = "cluster", type = "object", description = "The node's place in its cluster.",
-          fields = {
-              { name = "leaderId", type = "string", description = "Id of the cluster's leader node.",
-                value = function(ctx) return ctx.settings["cluster.leaderId"] or node_id(ctx) end },
-              { name = "nodeId", type = "string", description = "Id of this node, new at each "
-                  .. "start.",
-                value = node_id },
-              { name = "nodeState", type = "string", setting = { default = "Leader" },
-                description = "This node's role: Leader, Follower, ReadOnlyReplica, ..." },
-          } },
-        { name = "configuration", type = "object", description = "Options the node runs with.",
-          fields = {
-              { name = "clusterSize", type = "int", setting = { default = 1 },
-                description = "Number of nodes the cluster is configured for." },
-              { name = "enableAtomPubOverHttp", type = "bool", setting = { default = true },
-                description = "Whether the legacy AtomPub protocol is served over HTTP." },
-              { name = "enableExternalTcp", type = "bool", setting = { default = false },
-                description = "Whether the legacy TCP client protocol is enabled." },
-              { name = "insecure", type = "bool", setting = { default = false },
-                description = "Whether the node runs without TLS and authentication." },
-              { name = "runProjections", type = "string", setting = { default = "None" },
-                description = "Which projections run: None, System or All." },
-          } },
-        { name = "database", type = "object", description = "The state of the database.",
-          fields = {
-              { name = "epochNumber", type = "int", setting = { default = 0 },
-                description = "Number of the current epoch." },
-              { name = "firstEpochId", type = "string",
-                description = "Id of the first epoch: the database's lasting identity "
-                    .. "(the instance id kept in the data directory).",
-                value = function(ctx) return ctx.instance_id end },
-              { name = "activeChunkNumber", type = "int", setting = { default = 0 },
-                description = "Number of the chunk file being written." },
-          } },
-        { name = "environment", type = "object", description = "The machine the node runs on.",
-          fields = {
-              { name = "coreCount", type = "int", description = "Logical processor cores.",
-                value = function(ctx) return ctx.system.cores() end },
-              { name = "isContainer", type = "bool",
-                description = "Whether DOTNET_RUNNING_IN_CONTAINER is set, as in .NET container "
-                    .. "images.",
-                value = function(ctx) return ctx.getenv("DOTNET_RUNNING_IN_CONTAINER") ~= nil end },
-              { name = "isKubernetes", type = "bool",
-                description = "Whether the process runs in a Kubernetes pod (kubepods cgroup).",
-                value = function(ctx) return ctx.system.kubernetes() end },
-              { name = "processorArchitecture", type = "string",
-                description = "Processor architecture, in .NET's names: X64, Arm64, ...",
-                value = function(ctx)
-                    local arch = ctx.system.arch()
-                    return dotnet_arch[arch] or arch
-                end },
-              { name = "totalDiskSpace", type = "int", unit = "bytes",
-                description = "Size of the file system holding the database directory.",
-                value = function(ctx) return (ctx.system.disk(ctx.settings.db)) end },
-              { name = "totalMemory", type = "int", unit = "bytes",
-                description = "Physical memory of the machine.",
-                value = function(ctx) return ctx.system.memory_total() end },
-          } },
-        { name = "gossip", type = "map", values = "string",
-          description = "Every node the cluster knows, by id, with its state.",
-          value = function(ctx)
-              return { [node_id(ctx)] = ctx.settings["cluster.nodeState"] }
-          end },
-        { name = "persistentSubscriptions", type = "object",
-          description = "Persistent subscriptions.",
-          fields = {
-              { name = "count", type = "int", setting = { default = 0 },
-                description = "Number of persistent subscriptions." },
-          } },
-        { name = "projections", type = "object", description = "Projections, by kind.",
-          fields = {
-              { name = "customProjectionCount", type = "int", setting = { default = 0 },
-                description = "User-defined projections." },
-              { name = "standardProjectionCount", type = "int", setting = { default = 0 },
-                description = "System projections." },
-              { name = "customProjectionRunningCount", type = "int", setting = { default = 0 },
-                description = "User-defined projections running." },
-              { name = "standardProjectionRunningCount", type = "int", setting = { default = 0 },
-                description = "System projections running." },
-              { name = "totalCount", type = "int", description = "All projections.",
-                value = function(ctx)
-                    return ctx.settings["projections.customProjectionCount"]
-                        + ctx.settings["projections.standardProjectionCount"]
-                end },
-              { name = "totalRunningCount", type = "int", description = "All projections running.",
-                value = function(ctx)
-                    return ctx.settings["projections.customProjectionRunningCount"]
-                        + ctx.settings["projections.standardProjectionRunningCount"]
-                end },
-          } },
+        F.setting("version", "string", "The EventStoreDB version number.", "23.10.0.0"),
+        F.setting("tag", "string", "The build tag of that version.", "oss-v23.10.0"),
+        F.value("uptime", "string",
+                "How long the node has been running, as [d.]hh:mm:ss.fffffff.",
+                function(ctx) return timespan(ctx.process.uptime) end, { unit = ".NET TimeSpan" }),
+        F.object("cluster", "The node's place in its cluster.", {
+            F.value("leaderId", "string", "Id of the cluster's leader node.",
+                    function(ctx) return ctx.settings["cluster.leaderId"] or node_id(ctx) end),
+            F.value("nodeId", "string", "Id of this node, new at each start.", node_id),
+            F.setting("nodeState", "string",
+                      "This node's role: Leader, Follower, ReadOnlyReplica, ...", "Leader"),
+        }),
+        F.object("configuration", "Options the node runs with.", {
+            F.setting("clusterSize", "int", "Number of nodes the cluster is configured for.", 1),
+            F.setting("enableAtomPubOverHttp", "bool",
+                      "Whether the legacy AtomPub protocol is served over HTTP.", true),
+            F.setting("enableExternalTcp", "bool",
+                      "Whether the legacy TCP client protocol is enabled.", false),
+            F.setting("insecure", "bool", "Whether the node runs without TLS and authentication.",
+                      false),
+            F.setting("runProjections", "string", "Which projections run: None, System or All.",
+                      "None"),
+        }),
+        F.object("database", "The state of the database.", {
+            F.setting("epochNumber", "int", "Number of the current epoch.", 0),
+            F.instance_id("firstEpochId", "Id of the first epoch: the database's lasting identity "
+                .. "(the instance id kept in the data directory)."),
+            F.setting("activeChunkNumber", "int", "Number of the chunk file being written.", 0),
+        }),
+        F.object("environment", "The machine the node runs on.", {
+            F.value("coreCount", "int", "Logical processor cores.",
+                    function(ctx) return ctx.system.cores() end),
+            F.value("isContainer", "bool",
+                    "Whether DOTNET_RUNNING_IN_CONTAINER is set, as in .NET container images.",
+                    function(ctx) return ctx.getenv("DOTNET_RUNNING_IN_CONTAINER") ~= nil end),
+            F.value("isKubernetes", "bool",
+                    "Whether the process runs in a Kubernetes pod (kubepods cgroup).",
+                    function(ctx) return ctx.system.kubernetes() end),
+            F.value("processorArchitecture", "string",
+                    "Processor architecture, in .NET's names: X64, Arm64, ...",
+                    function(ctx)
+                        local arch = ctx.system.arch()
+                        return dotnet_arch[arch] or arch
+                    end),
+            F.value("totalDiskSpace", "int",
+                    "Size of the file system holding the database directory.",
+                    function(ctx) return (ctx.system.disk(ctx.settings.db)) end,
+                    { unit = "bytes" }),
+            F.value("totalMemory", "int", "Physical memory of the machine.",
+                    function(ctx) return ctx.system.memory_total() end, { unit = "bytes" }),
+        }),
+        F.value("gossip", "map", "Every node the cluster knows, by id, with its state.",
+                function(ctx) return { [node_id(ctx)] = ctx.settings["cluster.nodeState"] } end,
+                { values = "string" }),
+        F.object("persistentSubscriptions", "Persistent subscriptions.", {
+            F.count("count", "Number of persistent subscriptions."),
+        }),
+        F.object("projections", "Projections, by kind.", {
+            F.count("customProjectionCount", "User-defined projections."),
+            F.count("standardProjectionCount", "System projections."),
+            F.count("customProjectionRunningCount", "User-defined projections running."),
+            F.count("standardProjectionRunningCount", "System projections running."),
+            F.count("totalCount", "All projections.", { value = function(ctx)
+                return ctx.settings["projections.customProjectionCount"]
+                    + ctx.settings["projections.standardProjectionCount"]
+            end }),
+            F.count("totalRunningCount", "All projections running.", { value = function(ctx)
+                return ctx.settings["projections.customProjectionRunningCount"]
+                    + ctx.settings["projections.standardProjectionRunningCount"]
+            end }),
+        }),
     },
 }

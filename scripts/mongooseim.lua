@@ -1,5 +1,6 @@
 -- MongooseIM system metrics: Google Analytics 4 Measurement Protocol events, 5 minutes
 -- after start and then every 3 hours (both configurable, in milliseconds).
+local F = require("phonehome.fields")
 
 -- DDDD-HH:MM:SS, as MongooseIM formats the node's uptime
 local function uptime(seconds)
@@ -119,16 +120,13 @@ return {
               .. "counters not given are 0." },
     },
     fields = {
-        { name = "client_id", type = "string",
-          description = "The cluster's id, a random UUID kept across restarts.",
-          value = function(ctx) return ctx.instance_id end },
-        { name = "events", type = "array",
-          description = "The metrics, one GA4 event each (sent at most 25 to a request).",
-          items = { type = "object", fields = {
-              { name = "name", type = "string", description = "The event name." },
-              { name = "params", type = "map", values = "scalar",
-                description = "The event's parameters." },
-          } },
-          value = events },
+        F.instance_id("client_id", "The cluster's id, a random UUID kept across restarts."),
+        F.value("events", "array",
+                "The metrics, one GA4 event each (sent at most 25 to a request).", events,
+                { items = { type = "object", fields = {
+                    { name = "name", type = "string", description = "The event name." },
+                    { name = "params", type = "map", values = "scalar",
+                      description = "The event's parameters." },
+                } } }),
     },
 }

@@ -17,6 +17,7 @@ M.script_modules = {
     "phonehome.duration",   -- "300s", "5m", "3h" to milliseconds and back
     "phonehome.timefmt",    -- ISO 8601 times
     "phonehome.stats",      -- min, max, mean, median and mode of samples
+    "phonehome.fields",     -- field constructors: one line per field, its line known
 }
 
 return M

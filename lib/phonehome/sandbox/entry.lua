@@ -2,7 +2,9 @@
 -- loads the script in its allow-listed environment, checks its definition, builds its
 -- report on request and checks reports received for it. The control state calls these
 -- functions through sb:call(name, ...) (see sandbox/init.lua); only plain values cross.
-local where = require("phonehome.sandbox.where")   -- first: it keeps debug.getinfo
+-- first: these keep debug.getinfo, for the lines of declarations
+local where = require("phonehome.sandbox.where")
+require("phonehome.fields")
 local build = require("phonehome.sandbox.build")
 local core = require("phonehome.core")
 local definition = require("phonehome.definition")
@@ -28,7 +30,7 @@ function M.load(source, chunkname)
     if not chunk then error(err, 0) end
     local def = chunk()
     local problems = {}
-    if type(def) == "table" and type(def.fields) == "table" then where.mark_lines(def.fields) end
+    if type(def) == "table" and type(def.fields) == "table" then pos:declare(def.fields) end
     definition.check(def, function(path, msg)
         problems[#problems + 1] = state.where(path) .. ": " .. msg
     end)
@@ -63,7 +65,7 @@ function M.build(opts)
         getenv = core.getenv,
         uuid = core.uuid,
     }
-    return build.build(def, ctx, state.where)
+    return build.build(def, ctx, function(path, line) return state.where("fields." .. path, line) end)
 end
 
 -- validate(value) -> a list of problems of a report against the definition (empty
@@ -82,7 +84,7 @@ end
 -- interrupted, if any.
 function M.current()
     local c = build.current
-    if c then return c.path, state.where(c.path, c.line) end
+    if c then return c.path, state.where("fields." .. c.path, c.line) end
 end
 
 -- read_data(source, chunkname) -> the table a data-only Lua file returns or assigns.

@@ -12,7 +12,8 @@ Where.__index = Where
 function M.new(chunkname, source)
     local lines = {}
     for l in (source .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
-    return setmetatable({ file = chunkname:gsub("^@", ""), lines = lines }, Where)
+    return setmetatable({ chunkname = chunkname, file = chunkname:gsub("^@", ""), lines = lines,
+                          declared = {} }, Where)
 end
 
 -- The line of the first occurrence, at or after line `from`, of a key as `key =`,
@@ -28,25 +29,34 @@ function Where:find_line(key, from)
     return nil
 end
 
--- at(path [, line]) -> "file:line" of a definition path: the line given when known,
--- else a search of the source for each part of the path in turn.
+-- at(path [, line]) -> "file:line" of a definition path ("schedule.first",
+-- "fields.instance.uuid[3]"): the line given when known, else the line of the nearest
+-- field on the path declared with one (phonehome.fields), then a search of the source for
+-- each further part of the path in turn.
 function Where:at(path, line)
     if line then return self.file .. ":" .. line end
-    line = 1
-    local from = 1
-    for part in path:gmatch("[^%.%[%]]+") do
+    local near = path
+    while near ~= "" and not self.declared[near] do near = near:match("^(.*)[%.%[]") or "" end
+    line = self.declared[near] or 1
+    local from = line
+    for part in path:sub(#near + 1):gmatch("[^%.%[%]]+") do
         local l = self:find_line(part, from)
         if l then from, line = l, l end
     end
     return self.file .. ":" .. line
 end
 
--- Sets f.line for every field that has a value function, recursively.
-function M.mark_lines(list)
-    for _, f in ipairs(list) do
+-- declare(fields): learns the lines fields were declared on, by path ("fields.data.usage"),
+-- and gives every field with a value function of the script and no line that function's.
+function Where:declare(list, prefix)
+    prefix = prefix or "fields"
+    for i, f in ipairs(list) do
         if type(f) == "table" then
-            if type(f.value) == "function" then f.line = getinfo(f.value, "S").linedefined end
-            if type(f.fields) == "table" then M.mark_lines(f.fields) end
+            local path = prefix .. "." .. tostring(f.name or ("#" .. i))
+            if math.type(f.line) == "integer" then self.declared[path] = f.line end
+            local info = type(f.value) == "function" and not f.line and getinfo(f.value, "S")
+            if info and info.source == self.chunkname then f.line = info.linedefined end
+            if type(f.fields) == "table" then self:declare(f.fields, path) end
         end
     end
 end
