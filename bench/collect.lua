@@ -18,12 +18,13 @@ local wait_for = util.wait_for
 local tmp = util.tmpdir()
 local bin = build .. "/phonehome"
 sh(bin .. " show synapse --data-dir " .. tmp .. " > " .. tmp .. "/body.json")
-local pid = tonumber(sh(bin .. " collect --listen 127.0.0.1:0 --db " .. tmp .. "/reports.db >/dev/null 2>"
-    .. tmp .. "/collect.log & echo $!"))
+local pid = tonumber(sh(bin .. " collect --listen 127.0.0.1:0 --db " .. tmp
+    .. "/reports.db >/dev/null 2>" .. tmp .. "/collect.log & echo $!"))
 local port = wait_for(tmp .. "/collect.log", "addr=127%.0%.0%.1:(%d+)")
 
 local out = sh(string.format("PHONEHOME_BENCH_BODY=%s/body.json wrk -t%d -c%d -d%ds --latency "
-    .. "-s bench/collect-load.lua http://127.0.0.1:%s/ 2>&1", tmp, THREADS, CONNECTIONS, seconds, port))
+    .. "-s bench/collect-load.lua http://127.0.0.1:%s/ 2>&1",
+    tmp, THREADS, CONNECTIONS, seconds, port))
 local rate = tonumber(out:match("Requests/sec:%s+([%d%.]+)"))
 local function latency(p)
     local v, unit = out:match("\n%s+" .. p .. "%%%s+([%d%.]+)(%a+)")
@@ -43,7 +44,8 @@ if not rate then
     print(out)
     error("wrk printed no figures")
 end
-print(string.format("collect: %d clients (%d threads) over loopback, %d s, Synapse reports of %d bytes",
+print(string.format("collect: %d clients (%d threads) over loopback, %d s, "
+    .. "Synapse reports of %d bytes",
     CONNECTIONS, THREADS, seconds, #sh("cat " .. tmp .. "/body.json")))
 print(string.format("  %.0f reports/s   p50 %.2f ms   p99 %.2f ms   peak RSS %d KiB",
     rate, latency(50), latency(99), hwm))

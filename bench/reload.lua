@@ -59,14 +59,14 @@ local function anon(pid)
     return tonumber(sh("awk '/^Anonymous:/ {print $2}' /proc/" .. pid .. "/smaps_rollup"))
 end
 
-local cpid = tonumber(sh(bin .. " collect --listen 127.0.0.1:0 --db " .. tmp .. "/r.db --scripts " .. scripts
-    .. " >/dev/null 2>" .. tmp .. "/collect.log & echo $!"))
+local cpid = tonumber(sh(bin .. " collect --listen 127.0.0.1:0 --db " .. tmp .. "/r.db --scripts "
+    .. scripts .. " >/dev/null 2>" .. tmp .. "/collect.log & echo $!"))
 write("v0")
 local cwait = follower(tmp .. "/collect.log")
 cwait("msg=listening")
 local port = sh("cat " .. tmp .. "/collect.log"):match("addr=127%.0%.0%.1:(%d+)")
-local pid = tonumber(sh(bin .. " run --scripts " .. scripts .. " --data-dir " .. data .. " --endpoint http://127.0.0.1:"
-    .. port .. " >/dev/null 2>" .. tmp .. "/run.log & echo $!"))
+local pid = tonumber(sh(bin .. " run --scripts " .. scripts .. " --data-dir " .. data
+    .. " --endpoint http://127.0.0.1:" .. port .. " >/dev/null 2>" .. tmp .. "/run.log & echo $!"))
 local wait = follower(tmp .. "/run.log")
 wait('msg="report sent"')
 
@@ -98,7 +98,8 @@ local _, sent = sh("cat " .. tmp .. "/run.log"):gsub('msg="report sent"', "")
 local db = assert(core.db_open(tmp .. "/r.db"))
 local r = db:rows("SELECT count(*) AS n, count(DISTINCT idempotency_key) AS keys FROM reports")[1]
 db:close()
-print(string.format("  soak: %d reloads in %.1f s while reports flowed; private memory %d KiB before, %d KiB after "
+print(string.format("  soak: %d reloads in %.1f s while reports flowed; "
+    .. "private memory %d KiB before, %d KiB after "
     .. "(%+.1f%%)", reloads, elapsed, before, after, (after - before) * 100 / before))
 print(string.format("  reports: %d sent, %d stored, %d distinct keys: %s", sent, r.n, r.keys,
     (sent == r.n and r.n == r.keys) and "none lost or duplicated" or "MISMATCH"))

@@ -18,7 +18,8 @@ local ticks = tonumber(sh("getconf CLK_TCK"))
 local wait_for = util.wait_for
 
 local function start(args, name)
-    local pid = tonumber(sh(bin .. " " .. args .. " >/dev/null 2>" .. tmp .. "/" .. name .. ".log & echo $!"))
+    local pid = tonumber(sh(bin .. " " .. args .. " >/dev/null 2>" .. tmp .. "/" .. name
+        .. ".log & echo $!"))
     return pid, tmp .. "/" .. name .. ".log"
 end
 
@@ -55,7 +56,8 @@ local tpid, tlog = start("collect --listen 127.0.0.1:0 --db " .. tmp .. "/tls.db
 local tport = wait_for(tlog, "addr=127%.0%.0%.1:(%d+)")
 
 -- idle: every bundled product, real schedules (Coroot reports at start, then nothing is due)
-local rpid, rlog = start("run --endpoint http://127.0.0.1:" .. port .. " --data-dir " .. tmp .. "/idle", "idle")
+local rpid, rlog = start("run --endpoint http://127.0.0.1:" .. port .. " --data-dir " .. tmp
+    .. "/idle", "idle")
 wait_for(rlog, "product=coroot msg=\"report sent\"")
 sh("sleep 1")
 local status = sh("cat /proc/" .. rpid .. "/status")
@@ -65,7 +67,8 @@ local cpu0, sw0 = cpu_seconds(rpid), switches(rpid)
 sh("sleep " .. idle_seconds)
 local cpu1, sw1 = cpu_seconds(rpid), switches(rpid)
 stop(rpid)
-print(string.format("run, idle with 5 products loaded: RSS %d KiB, private (anon) %d KiB", rss, anon))
+print(string.format("run, idle with 5 products loaded: RSS %d KiB, private (anon) %d KiB",
+                    rss, anon))
 print(string.format("  over %d s idle: CPU %.3f s, context switches %d (wake-ups)", idle_seconds,
                     cpu1 - cpu0, sw1 - sw0))
 
@@ -74,8 +77,8 @@ print(string.format("  over %d s idle: CPU %.3f s, context switches %d (wake-ups
 local function per_report(url, db, extra, name)
     local data = tmp .. "/" .. name
     local before = rows(db)
-    local pid, log = start("run coroot --time-scale 36000 --endpoint " .. url .. " --data-dir " .. data
-        .. " " .. extra, name)
+    local pid, log = start("run coroot --time-scale 36000 --endpoint " .. url
+        .. " --data-dir " .. data .. " " .. extra, name)
     wait_for(log, "msg=\"report sent\"")
     local c0, n0 = cpu_seconds(pid), rows(db)
     sh("sleep 10")
@@ -86,9 +89,10 @@ local function per_report(url, db, extra, name)
 end
 local ms, n = per_report("http://127.0.0.1:" .. port, tmp .. "/plain.db", "", "plain")
 print(string.format("  CPU per report delivered over loopback HTTP: %.2f ms (%d reports)", ms, n))
-ms, n = per_report("https://127.0.0.1:" .. tport, tmp .. "/tls.db", "--set coroot.ca_file=" .. tmp .. "/cert.pem",
-                   "tls")
-print(string.format("  CPU per report delivered over HTTPS, new TLS connection each: %.2f ms (%d reports)", ms, n))
+ms, n = per_report("https://127.0.0.1:" .. tport, tmp .. "/tls.db",
+                   "--set coroot.ca_file=" .. tmp .. "/cert.pem", "tls")
+print(string.format("  CPU per report delivered over HTTPS, new TLS connection each: %.2f ms "
+    .. "(%d reports)", ms, n))
 stop(cpid)
 stop(tpid)
 os.execute("rm -rf " .. tmp)

@@ -5,7 +5,8 @@ local F = require("phonehome.fields")
 -- DDDD-HH:MM:SS, as MongooseIM formats the node's uptime
 local function uptime(seconds)
     local s = math.floor(seconds)
-    return string.format("%04d-%02d:%02d:%02d", s // 86400, s % 86400 // 3600, s % 3600 // 60, s % 60)
+    return string.format("%04d-%02d:%02d:%02d", s // 86400, s % 86400 // 3600, s % 3600 // 60,
+        s % 60)
 end
 
 local function sorted_keys(t)
@@ -93,7 +94,8 @@ return {
           description = "The operator's own GA4 measurement id (G-XXXX), to receive a copy." },
         { name = "tracking_id.secret", type = "string",
           description = "The API secret of that measurement id." },
-        { name = "version", type = "string", default = "6.2.0", description = "MongooseIM version." },
+        { name = "version", type = "string", default = "6.2.0",
+          description = "MongooseIM version." },
         { name = "host_count", type = "int", default = 1, description = "Configured host types." },
         { name = "domain_count", type = "int", default = 1, description = "Served XMPP domains." },
         { name = "modules", type = "map", default = {},
@@ -110,13 +112,15 @@ return {
           description = "Enabled open-source HTTP APIs (mongoose_client_api, mongoose_admin_api, "
               .. "mod_bosh, mod_websockets), reported in one event." },
         { name = "transport_mechanism", type = "array", default = {},
-          description = "XMPP transports in use (tcp, mod_bosh, mod_websockets), reported in one event." },
+          description = "XMPP transports in use (tcp, mod_bosh, mod_websockets), reported in one "
+              .. "event." },
         { name = "tls_option", type = "array", default = {},
           description = "TLS setups of the client listeners, each { mode = ..., module = ... }." },
         { name = "outgoing_pool", type = "array", default = {},
           description = "Types of the outgoing connection pools (rdbms, redis, ...)." },
         { name = "xmpp_stanza_count", type = "map", default = {},
-          description = "Stanzas counted since start, by counter (xmppMessageSent, xmppIqReceived, ...); "
+          description = "Stanzas counted since start, by counter (xmppMessageSent, "
+              .. "xmppIqReceived, ...); "
               .. "counters not given are 0." },
     },
     fields = {

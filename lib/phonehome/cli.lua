@@ -18,8 +18,8 @@ function M.usage(name)
     if c then
         local usage = c.usage:gsub("( %[%-%-)", " [OPTIONS]%1", 1)
         if usage == c.usage then usage = usage .. " [OPTIONS]" end
-        out[#out + 1] = "Usage: phonehome " .. usage .. "\n\n" .. c.summary:gsub("^%l", string.upper)
-            .. ".\n"
+        out[#out + 1] = "Usage: phonehome " .. usage .. "\n\n"
+            .. c.summary:gsub("^%l", string.upper) .. ".\n"
         if c.help ~= "" then out[#out + 1] = "\nOptions:\n" .. c.help end
     else
         out[#out + 1] = "Usage: phonehome COMMAND [ARGS] [OPTIONS] [-- PRODUCT-ARGS]\n\n"

@@ -157,7 +157,8 @@ function M.encode(v, decl, canonical)
 end
 
 -- Sentinel for an explicit null in plain data.
-M.null = setmetatable({}, { __name = "phonehome.json.null", __tostring = function() return "null" end })
+M.null = setmetatable({}, { __name = "phonehome.json.null",
+                            __tostring = function() return "null" end })
 
 -- A copy of decoded data without json.null: null object members become absent, as the
 -- schema reads them (plain data crosses into a sandbox, the sentinel would not).

@@ -25,7 +25,9 @@ describe("phonehome #integration", function()
             local r = h.run({ "--help" })
             assert.are.equal(0, r.code)
             assert.matches("Usage: phonehome COMMAND", r.out)
-            for _, c in ipairs({ "show", "docs", "check" }) do assert.matches("\n  " .. c, r.out) end
+            for _, c in ipairs({ "show", "docs", "check" }) do
+                assert.matches("\n  " .. c, r.out)
+            end
         end)
 
         it("prints its version", function()
@@ -124,11 +126,13 @@ describe("phonehome #integration", function()
             h.write(dir .. "/c.lua", 'return { coroot = { ["infra.nodes"] = "3" } }')
             r = h.run({ "show", "coroot", "--config", dir .. "/c.lua" })
             assert.are.equal(1, r.code)
-            assert.matches('%-%-config: setting coroot.infra.nodes: expected int, got string "3"', r.err)
+            assert.matches('%-%-config: setting coroot.infra.nodes: expected int, got string "3"',
+                r.err)
         end)
 
         it("rejects a malformed --set and a config file that is code or broken", function()
-            assert.matches("expected PRODUCT.KEY=VALUE", h.run({ "show", "coroot", "--set", "oops" }).err)
+            assert.matches("expected PRODUCT.KEY=VALUE",
+                h.run({ "show", "coroot", "--set", "oops" }).err)
             local dir = h.tmpdir()
             h.write(dir .. "/c.lua", "coroot = {")
             local r = h.run({ "show", "coroot", "--config", dir .. "/c.lua" })
@@ -146,7 +150,8 @@ describe("phonehome #integration", function()
 
     describe("bad scripts fail with file:line and exit 1", function()
         local cases = {
-            { "a syntax error", "{ name = 'n', type = 'int' description = 'd' },", "t%.lua:10: '}' expected" },
+            { "a syntax error", "{ name = 'n', type = 'int' description = 'd' },",
+              "t%.lua:10: '}' expected" },
             { "an error while loading", "error('no config'),", "t%.lua:10: no config" },
             { "an infinite loop at load", "(function() while true do end end)(),",
               "t%.lua:10: script exceeded its time limit" },
@@ -154,17 +159,20 @@ describe("phonehome #integration", function()
               "(function() local t = {} for i = 1, 1e9 do t[i] = {} end end)(),",
               "script exceeded its memory limit" },
             { "a field function that errors",
-              "{ name = 'n', type = 'int', description = 'd', value = function() error('broken') end },",
+              "{ name = 'n', type = 'int', description = 'd', value = function() "
+                .. "error('broken') end },",
               "t%.lua:10: field 'n': broken" },
             { "an infinite loop in a field",
-              "{ name = 'n', type = 'int', description = 'd', value = function() while true do end end },",
+              "{ name = 'n', type = 'int', description = 'd', value = function() "
+                .. "while true do end end },",
               "t%.lua:10: field 'n': script exceeded its time limit of 1000 ms" },
             { "a memory bomb in a field",
               "{ name = 'n', type = 'int', description = 'd', value = function() "
                 .. "local s = 'x' while true do s = s .. s end end },",
               "t%.lua:10: field 'n': script exceeded its memory limit" },
             { "a value of the wrong type",
-              "{ name = 'n', type = 'int', description = 'd', value = function() return 'seven' end },",
+              "{ name = 'n', type = 'int', description = 'd', value = function() "
+                .. "return 'seven' end },",
               "t%.lua:10: field 'n': expected int, got string \"seven\"" },
             { "an undeclared key",
               "{ name = 'o', type = 'object', description = 'd', fields = {\n"
@@ -174,7 +182,8 @@ describe("phonehome #integration", function()
             { "a missing required value",
               "{ name = 'n', type = 'int', description = 'd', value = function() return nil end },",
               "t%.lua:10: field 'n': missing required value" },
-            { "an unknown field type", "{ name = 'n', type = 'integer', description = 'd', value = 1 },",
+            { "an unknown field type",
+              "{ name = 'n', type = 'integer', description = 'd', value = 1 },",
               "t%.lua:10: unknown type string \"integer\"" },
         }
         for _, c in ipairs(cases) do
@@ -257,7 +266,8 @@ describe("phonehome #integration", function()
             assert.matches("first report: 1h after start", r.out, 1, true)
             assert.matches("then every 24h", r.out, 1, true)
             assert.matches("`POST https://eventstore.com/telemetry`", r.out, 1, true)
-            assert.matches("environment variable `EVENTSTORE_TELEMETRY_OPTOUT`: off with `true`", r.out, 1, true)
+            assert.matches("environment variable `EVENTSTORE_TELEMETRY_OPTOUT`: off with `true`",
+                r.out, 1, true)
             assert.matches("You have opted out of sending telemetry", r.out, 1, true)
             assert.matches("still built and logged", r.out, 1, true)
         end)

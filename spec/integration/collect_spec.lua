@@ -89,7 +89,8 @@ describe("phonehome collect #integration", function()
         status, answer = post(c, path, ga4_body(26))
         assert.are.equal(422, status)
         assert.matches("26 events, GA4 takes at most 25 a request", answer)
-        assert.are.equal(404, (post(c, "/mp/collect?measurement_id=G-OTHER&api_secret=x", ga4_body(1))))
+        assert.are.equal(404,
+            (post(c, "/mp/collect?measurement_id=G-OTHER&api_secret=x", ga4_body(1))))
         local rows = stored(c, "mongooseim")
         assert.are.equal(1, #rows)
         assert.are.equal("5f0e2d3a-4b6c-4d8e-9f10-112233445566", rows[1].instance)
@@ -106,8 +107,10 @@ describe("phonehome collect #integration", function()
         assert.are.equal(404, (post(c, "/v2/elsewhere", body)))
         assert.are.equal(405, (h.http(c.url .. "/v1/report/eventstoredb")))
         assert.are.equal(405, (post(c, "/v1/summary", "{}")))
-        assert.are.equal(415, (post(c, "/v1/report/eventstoredb", body, { ["Content-Type"] = "text/plain" })))
-        assert.are.equal(400, (post(c, "/v1/report/eventstoredb", body, { ["Idempotency-Key"] = ("x"):rep(300) })))
+        assert.are.equal(415, (post(c, "/v1/report/eventstoredb", body,
+            { ["Content-Type"] = "text/plain" })))
+        assert.are.equal(400, (post(c, "/v1/report/eventstoredb", body,
+            { ["Idempotency-Key"] = ("x"):rep(300) })))
         local bad = json.decode(body)
         bad.environment.totalMemory = "lots"
         bad.email = "someone@example.org"
@@ -196,10 +199,12 @@ describe("phonehome collect #integration", function()
         -- a sender that has sent its headers but not yet all of its body
         local body = report("coroot")
         local dir = h.tmpdir()
-        h.write(dir .. "/head", "POST /v1/report/coroot HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        h.write(dir .. "/head", "POST /v1/report/coroot HTTP/1.1\r\nHost: x\r\n"
+            .. "Content-Type: application/json\r\n"
             .. "Content-Length: " .. #body .. "\r\nConnection: close\r\n\r\n" .. body:sub(1, 10))
         h.write(dir .. "/tail", body:sub(11))
-        h.sh("bash -c 'exec 3<>/dev/tcp/127.0.0.1/" .. c.port .. "; cat " .. dir .. "/head >&3; sleep 0.5; "
+        h.sh("bash -c 'exec 3<>/dev/tcp/127.0.0.1/" .. c.port .. "; cat " .. dir
+            .. "/head >&3; sleep 0.5; "
             .. "cat " .. dir .. "/tail >&3; cat <&3 >" .. dir .. "/answer' >/dev/null 2>&1 &")
         h.sh("sleep 0.2")
         h.sh("kill -TERM " .. c.pid)
@@ -240,11 +245,14 @@ describe("phonehome collect, on bad ground #integration", function()
         local tcp = "exec 3<>/dev/tcp/127.0.0.1/" .. c.port .. "; "
         -- a half request that never ends, a slow sender, an oversized header, noise
         h.sh("bash -c '" .. tcp .. "printf \"GET /heal\" >&3; sleep 3' >/dev/null 2>&1 &")
-        h.sh("bash -c '" .. tcp .. "for i in 1 2 3 4 5 6; do printf P >&3; sleep 0.5; done' >/dev/null 2>&1 &")
+        h.sh("bash -c '" .. tcp .. "for i in 1 2 3 4 5 6; do printf P >&3; sleep 0.5; done' "
+            .. ">/dev/null 2>&1 &")
         h.write(dir .. "/big", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " .. ("a"):rep(64 * 1024)
             .. "\r\n\r\n")
-        h.sh("bash -c '" .. tcp .. "cat " .. dir .. "/big >&3; cat <&3 >" .. dir .. "/big-answer' >/dev/null 2>&1")
-        h.sh("bash -c '" .. tcp .. "head -c 5000 /dev/urandom >&3; cat <&3 >/dev/null' >/dev/null 2>&1")
+        h.sh("bash -c '" .. tcp .. "cat " .. dir .. "/big >&3; cat <&3 >" .. dir
+            .. "/big-answer' >/dev/null 2>&1")
+        h.sh("bash -c '" .. tcp .. "head -c 5000 /dev/urandom >&3; cat <&3 >/dev/null' "
+            .. ">/dev/null 2>&1")
         assert.is_nil(h.slurp(dir .. "/big-answer"):match("^HTTP/1%.1 200"))
         local t0 = os.time()
         for _ = 1, 5 do assert.are.equal(200, (h.http(c.url .. "/healthz", { timeout = 2 }))) end
@@ -259,13 +267,15 @@ describe("phonehome collect, on bad ground #integration", function()
         h.write(dir .. "/body", report("coroot"))
         local config = {}
         for i = 1, 3000 do
-            config[#config + 1] = string.format('url = "%s/v1/report/coroot?k=%d"\nheader = "Idempotency-Key: k%d"\n'
+            config[#config + 1] = string.format('url = "%s/v1/report/coroot?k=%d"\n'
+                .. 'header = "Idempotency-Key: k%d"\n'
                 .. 'header = "Content-Type: application/json"\ndata-binary = "@%s/body"\n'
-                .. 'write-out = "%%{http_code} %d\\n"\noutput = "/dev/null"\nnext', c.url, i, i, dir, i)
+                .. 'write-out = "%%{http_code} %d\\n"\noutput = "/dev/null"\nnext',
+                c.url, i, i, dir, i)
         end
         h.write(dir .. "/curl.conf", table.concat(config, "\n") .. "\n")
-        h.sh("curl -s --parallel --parallel-max 16 -K " .. dir .. "/curl.conf >" .. dir .. "/codes 2>/dev/null &"
-            .. " sleep 0.4; kill -9 " .. c.pid .. "; wait")
+        h.sh("curl -s --parallel --parallel-max 16 -K " .. dir .. "/curl.conf >" .. dir
+            .. "/codes 2>/dev/null & sleep 0.4; kill -9 " .. c.pid .. "; wait")
         local acked = {}
         for code, i in h.slurp(dir .. "/codes"):gmatch("(%d+) (%d+)") do
             if code == "201" then acked[#acked + 1] = "k" .. i end
@@ -276,9 +286,12 @@ describe("phonehome collect, on bad ground #integration", function()
         h.sh("kill -9 " .. again.pid)
         local keys = {}
         for _, row in ipairs(stored({ db = c.db })) do
-            assert.is_nil(keys[row.idempotency_key], "stored twice: " .. tostring(row.idempotency_key))
+            assert.is_nil(keys[row.idempotency_key],
+                "stored twice: " .. tostring(row.idempotency_key))
             keys[row.idempotency_key] = true
         end
-        for _, k in ipairs(acked) do assert.is_true(keys[k], k .. " was acknowledged but is not stored") end
+        for _, k in ipairs(acked) do
+            assert.is_true(keys[k], k .. " was acknowledged but is not stored")
+        end
     end)
 end)

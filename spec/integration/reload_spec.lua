@@ -5,7 +5,8 @@ local h = require("support.helper")
 
 -- A product script whose one field is `value` (Lua source of the value function's body).
 local function script(name, body, extra)
-    return h.script(name, '{ name = "n", type = "int", description = "d", value = function() ' .. body .. " end },",
+    return h.script(name,
+        '{ name = "n", type = "int", description = "d", value = function() ' .. body .. " end },",
         'schedule = { first = "100ms", interval = "300ms" },' .. (extra or ""))
 end
 
@@ -48,7 +49,8 @@ describe("hot reload #integration", function()
     end
 
     local function status()
-        return json.decode(h.run({ "status", "a", "--scripts", scripts, "--data-dir", data, "--json" }).out)
+        return json.decode(h.run({ "status", "a", "--scripts", scripts, "--data-dir", data,
+                                   "--json" }).out)
     end
 
     it("picks up a file written in place", function()
@@ -95,14 +97,16 @@ describe("hot reload #integration", function()
     local broken = {
         { "a syntax error, then its fix", "return (", "a%.lua:10: .*unexpected symbol" },
         { "a runtime error in a field", "error('no value')", "a%.lua:10: field 'n': no value" },
-        { "an infinite loop in a field", "while true do end", "field 'n': script exceeded its time limit" },
+        { "an infinite loop in a field", "while true do end",
+          "field 'n': script exceeded its time limit" },
         { "a memory bomb in a field", "local s = 'x' while true do s = s .. s end",
           "field 'n': script exceeded its memory limit" },
     }
     for _, case in ipairs(broken) do
         it("keeps the running version on " .. case[1], function()
             h.write(scripts .. "/a.lua", script("a", case[2]))
-            h.wait_for(d.err, 'product=a msg="reload failed; the running version stays" error=.-' .. case[3])
+            h.wait_for(d.err, 'product=a msg="reload failed; the running version stays" error=.-'
+                .. case[3])
             h.sh("sleep 0.7")
             assert.are.equal(1, last(values(ep, "/v1/report/a")))
             assert.matches(case[3], status().reload_error)
@@ -135,7 +139,8 @@ describe("hot reload #integration", function()
 
     it("applies a changed schedule from the next due time", function()
         h.write(scripts .. "/a.lua", h.script("a", '{ name = "n", type = "int", description = "d", '
-            .. "value = function() return 8 end },", 'schedule = { first = "100ms", interval = "50ms" },'))
+            .. "value = function() return 8 end },",
+            'schedule = { first = "100ms", interval = "50ms" },'))
         reloaded(1)
         h.sh("sleep 0.5")
         local a = {}
@@ -163,7 +168,8 @@ describe("hot reload of the endpoint #integration", function()
         local one, two = h.endpoint("201"), h.endpoint("201")
         local scripts, data = h.tmpdir(), h.tmpdir()
         local function write(url)
-            h.write(scripts .. "/a.lua", (script("a", "return 1"):gsub("http://127%.0%.0%.1:9/report", url)))
+            h.write(scripts .. "/a.lua",
+                (script("a", "return 1"):gsub("http://127%.0%.0%.1:9/report", url)))
         end
         write(one.url .. "/r")
         local d = h.spawn({ "run", "--scripts", scripts, "--data-dir", data })

@@ -67,13 +67,15 @@ describe("phonehome run #integration", function()
         it("sends every product's report now and exits 0 when all were delivered", function()
             c = collector()
             local data = h.tmpdir()
-            local r = run({ "--once", "--endpoint", c.url, "--data-dir", data, "--set", "synapse.report_stats=true" })
+            local r = run({ "--once", "--endpoint", c.url, "--data-dir", data,
+                            "--set", "synapse.report_stats=true" })
             assert.are.equal(0, r.code, r.err)
             local seen = {}
             for _, row in ipairs(c.rows()) do seen[row.product] = (seen[row.product] or 0) + 1 end
-            assert.are.same({ coroot = 1, electric = 1, eventstoredb = 1, mongooseim = 1, synapse = 1 }, seen)
-            assert.matches('level=info product=coroot msg="report sent" attempt=1 bytes=%d+ status=201 '
-                .. 'url=http://127', r.err)
+            assert.are.same({ coroot = 1, electric = 1, eventstoredb = 1, mongooseim = 1,
+                              synapse = 1 }, seen)
+            assert.matches('level=info product=coroot msg="report sent" attempt=1 bytes=%d+ '
+                .. 'status=201 url=http://127', r.err)
             -- each product keeps its last report; MongooseIM under its own file name
             assert.is_table(json.decode(h.slurp(data .. "/system_metrics_report.json")))
             assert.is_table(json.decode(h.slurp(data .. "/coroot.last.json")))
@@ -90,12 +92,14 @@ describe("phonehome run #integration", function()
             assert.are.equal(h.slurp(data .. "/instance.uuid"), rows[1].instance)
         end)
 
-        it("exits 1 and keeps the report when the endpoint is down; delivers all, in order, when it is back",
+        it("exits 1 and keeps the report when the endpoint is down; "
+            .. "delivers all, in order, when it is back",
             function()
             c = collector()
             local port = c.port
             c.stop()
-            local data, scripts = h.tmpdir(), product_dir("delivery = { retries = 1, backoff = \"100ms\" },")
+            local data, scripts = h.tmpdir(),
+                product_dir("delivery = { retries = 1, backoff = \"100ms\" },")
             local r = run({ "--once", "--scripts", scripts, "--data-dir", data,
                             "--endpoint", "http://127.0.0.1:" .. port })
             assert.are.equal(1, r.code)
@@ -106,7 +110,8 @@ describe("phonehome run #integration", function()
             assert.are.equal(1, json.decode(st.out).spool)
             -- the endpoint comes back on the same port
             local dir = h.tmpdir()
-            c = h.spawn({ "collect", "--listen", "127.0.0.1:" .. port, "--db", dir .. "/r.db", "--scripts", scripts })
+            c = h.spawn({ "collect", "--listen", "127.0.0.1:" .. port, "--db", dir .. "/r.db",
+                          "--scripts", scripts })
             h.wait_for(c.err, "msg=listening")
             c.db, c.url = dir .. "/r.db", "http://127.0.0.1:" .. port
             c.rows = function()
@@ -123,8 +128,8 @@ describe("phonehome run #integration", function()
             assert.are.equal(2, #rows)
             assert.are.equal(first_key, rows[1].idempotency_key)
             assert.are_not.equal(first_key, rows[2].idempotency_key)
-            assert.are.equal(0, json.decode(h.run({ "status", "t", "--scripts", scripts, "--data-dir", data,
-                "--json" }).out).spool)
+            assert.are.equal(0, json.decode(h.run({ "status", "t", "--scripts", scripts,
+                "--data-dir", data, "--json" }).out).spool)
         end)
     end)
 
@@ -156,7 +161,8 @@ describe("phonehome run #integration", function()
             it(name .. " sends nothing when turned off by" .. how, function()
                 c = collector()
                 -- the product's own flags come last, after --
-                local full = { name, "--once", "--endpoint", c.url, "--data-dir", h.tmpdir(), table.unpack(args) }
+                local full = { name, "--once", "--endpoint", c.url, "--data-dir", h.tmpdir(),
+                               table.unpack(args) }
                 local r = run(full, env)
                 assert.are.equal(0, r.code, r.err)
                 assert.matches("sending=false", r.err)
@@ -176,17 +182,21 @@ describe("phonehome run #integration", function()
 
         it("EventStoreDB still builds and logs its report when opted out", function()
             c = collector()
-            local r = run({ "eventstoredb", "--once", "--endpoint", c.url, "--data-dir", h.tmpdir() },
+            local r = run({ "eventstoredb", "--once", "--endpoint", c.url,
+                            "--data-dir", h.tmpdir() },
                 { EVENTSTORE_TELEMETRY_OPTOUT = "true" })
-            assert.matches('msg="report built, not sent" reason="EVENTSTORE_TELEMETRY_OPTOUT=true" report="{', r.err)
+            assert.matches('msg="report built, not sent" reason="EVENTSTORE_TELEMETRY_OPTOUT=true" '
+                .. 'report="{', r.err)
             assert.are.same({}, c.rows())
         end)
 
         it("refuses to start a product whose switch holds a value it does not accept", function()
             c = collector()
-            local r = run({ "electric", "coroot", "--once", "--endpoint", c.url, "--data-dir", h.tmpdir() },
+            local r = run({ "electric", "coroot", "--once", "--endpoint", c.url,
+                            "--data-dir", h.tmpdir() },
                 { ELECTRIC_TELEMETRY = "maybe" })
-            assert.matches('level=error product=electric msg="product not started" error=.*ELECTRIC_TELEMETRY', r.err)
+            assert.matches('level=error product=electric msg="product not started" '
+                .. 'error=.*ELECTRIC_TELEMETRY', r.err)
             assert.are.equal(1, #c.rows())
         end)
 
@@ -194,7 +204,8 @@ describe("phonehome run #integration", function()
             c = collector()
             local r = run({ "synapse", "--once", "--endpoint", c.url, "--data-dir", h.tmpdir(),
                             "--set", "synapse.report_stats=true" })
-            assert.matches('product=synapse msg="sending report" report="{\\"cache_factor\\"', r.err)
+            assert.matches('product=synapse msg="sending report" report="{\\"cache_factor\\"',
+                r.err)
             r = run({ "mongooseim", "--once", "--dry-run", "--data-dir", h.tmpdir() })
             assert.matches("MongooseIM collects anonymous system metrics", r.err, 1, true)
             r = run({ "mongooseim", "--once", "--dry-run", "--data-dir", h.tmpdir(),
@@ -217,26 +228,31 @@ describe("phonehome run #integration", function()
         it("waits as Retry-After says on 429, with the same Idempotency-Key", function()
             local ep = h.endpoint("429/1,201")
             local scripts = product_dir("delivery = { retries = 2, backoff = \"100ms\" },")
-            local r = run({ "--once", "--scripts", scripts, "--data-dir", h.tmpdir(), "--endpoint", ep.url })
+            local r = run({ "--once", "--scripts", scripts, "--data-dir", h.tmpdir(),
+                            "--endpoint", ep.url })
             ep.stop()
             assert.are.equal(0, r.code, r.err)
             local reqs = ep.requests()
             assert.are.equal(2, #reqs)
             assert.are.equal(reqs[1].key, reqs[2].key)
-            assert.is_true(reqs[2].time - reqs[1].time >= 0.95, "waited " .. (reqs[2].time - reqs[1].time))
+            assert.is_true(reqs[2].time - reqs[1].time >= 0.95,
+                "waited " .. (reqs[2].time - reqs[1].time))
             assert.matches('status=429', r.err)
         end)
 
         it("does not retry a 400, and logs the start of the answer", function()
             local ep = h.endpoint("400")
-            local data, scripts = h.tmpdir(), product_dir("delivery = { retries = 3, backoff = \"100ms\" },")
-            local r = run({ "--once", "--scripts", scripts, "--data-dir", data, "--endpoint", ep.url })
+            local data, scripts = h.tmpdir(),
+                product_dir("delivery = { retries = 3, backoff = \"100ms\" },")
+            local r = run({ "--once", "--scripts", scripts, "--data-dir", data,
+                            "--endpoint", ep.url })
             ep.stop()
             assert.are.equal(1, r.code)
             assert.are.equal(1, #ep.requests())
-            assert.matches('msg="endpoint refused the report".*response="{\\"answer\\":400}" status=400', r.err)
-            assert.are.equal(0, json.decode(h.run({ "status", "t", "--scripts", scripts, "--data-dir", data,
-                "--json" }).out).spool)
+            assert.matches('msg="endpoint refused the report".*response="{\\"answer\\":400}" '
+                .. 'status=400', r.err)
+            assert.are.equal(0, json.decode(h.run({ "status", "t", "--scripts", scripts,
+                "--data-dir", data, "--json" }).out).spool)
         end)
 
         it("gives up on a hanging endpoint after the timeout", function()
@@ -244,7 +260,8 @@ describe("phonehome run #integration", function()
             h.sh("kill -STOP " .. ep.pid)
             local scripts = product_dir("delivery = { retries = 0, timeout = \"1s\" },")
             local t0 = os.time()
-            local r = run({ "--once", "--scripts", scripts, "--data-dir", h.tmpdir(), "--endpoint", ep.url })
+            local r = run({ "--once", "--scripts", scripts, "--data-dir", h.tmpdir(),
+                            "--endpoint", ep.url })
             ep.stop()
             assert.are.equal(1, r.code)
             assert.is_true(os.time() - t0 <= 4)
@@ -253,11 +270,12 @@ describe("phonehome run #integration", function()
 
         it("verifies TLS peers: with the operator's CA file, and never without", function()
             local dir = h.tmpdir()
-            h.sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost "
-                .. "-addext subjectAltName=IP:127.0.0.1 -days 2 -keyout " .. dir .. "/key.pem -out " .. dir
-                .. "/cert.pem 2>/dev/null")
+            h.sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                .. "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -days 2 "
+                .. "-keyout " .. dir .. "/key.pem -out " .. dir .. "/cert.pem 2>/dev/null")
             local tls = h.spawn({ "collect", "--listen", "127.0.0.1:0", "--db", dir .. "/r.db",
-                                  "--tls-cert", dir .. "/cert.pem", "--tls-key", dir .. "/key.pem" })
+                                  "--tls-cert", dir .. "/cert.pem",
+                                  "--tls-key", dir .. "/key.pem" })
             local port = h.wait_for(tls.err, "addr=127%.0%.0%.1:(%d+) .*scheme=https")
             local url = "https://127.0.0.1:" .. port
             local r = run({ "coroot", "--once", "--endpoint", url, "--data-dir", dir })
@@ -274,7 +292,8 @@ describe("phonehome run #integration", function()
             local proxy = h.endpoint("201")
             local scripts = product_dir("")
             local r = run({ "--once", "--scripts", scripts, "--data-dir", h.tmpdir(),
-                            "--set", "t.endpoint=http://stats.example.invalid/report", "--set", "t.allow_http=true" },
+                            "--set", "t.endpoint=http://stats.example.invalid/report",
+                            "--set", "t.allow_http=true" },
                           { http_proxy = proxy.url })
             proxy.stop()
             assert.are.equal(0, r.code, r.err)
@@ -288,38 +307,42 @@ describe("phonehome run #integration", function()
             local r = run({ "--once", "--scripts", scripts, "--data-dir", h.tmpdir(),
                             "--set", "t.endpoint=http://192.0.2.1/report" })
             assert.are.equal(1, r.code)
-            assert.matches("plain http to 192%.0%.2%.1 refused; use https, or set t%.allow_http=true", r.err)
+            assert.matches("plain http to 192%.0%.2%.1 refused; "
+                .. "use https, or set t%.allow_http=true", r.err)
         end)
 
         it("bounds the spool, dropping the oldest", function()
             local data = h.tmpdir()
             local scripts = product_dir([[schedule = { first = "100ms", interval = "100ms" },
                 delivery = { retries = 0, spool_reports = 3 },]])
-            local p = run_for(1.2, { "--scripts", scripts, "--data-dir", data, "--endpoint", "http://127.0.0.1:9" })
+            local p = run_for(1.2, { "--scripts", scripts, "--data-dir", data,
+                                     "--endpoint", "http://127.0.0.1:9" })
             local err = h.slurp(p.err)
             assert.matches('msg="spool full: dropped the oldest report"', err)
-            assert.are.equal(3, json.decode(h.run({ "status", "t", "--scripts", scripts, "--data-dir", data,
-                "--json" }).out).spool)
+            assert.are.equal(3, json.decode(h.run({ "status", "t", "--scripts", scripts,
+                "--data-dir", data, "--json" }).out).spool)
         end)
     end)
 
     describe("schedules", function()
         it("sends Coroot at start and then every hour (time scale 3600)", function()
             c = collector()
-            run_for(2.5, { "coroot", "--endpoint", c.url, "--data-dir", h.tmpdir(), "--time-scale", "3600" })
+            run_for(2.5, { "coroot", "--endpoint", c.url, "--data-dir", h.tmpdir(),
+                           "--time-scale", "3600" })
             assert.are.equal(3, #c.rows())
         end)
 
         it("anchors Synapse to process start: +300 s, then +3 h", function()
             local ep = h.endpoint("200")
             local t0 = tonumber(h.sh("date +%s.%N"))
-            run_for(3.6, { "synapse", "--endpoint", ep.url, "--data-dir", h.tmpdir(), "--time-scale", "3600",
-                           "--set", "synapse.report_stats=true" })
+            run_for(3.6, { "synapse", "--endpoint", ep.url, "--data-dir", h.tmpdir(),
+                           "--time-scale", "3600", "--set", "synapse.report_stats=true" })
             ep.stop()
             local reqs = ep.requests()
             assert.are.equal(2, #reqs)
             assert.is_true(reqs[1].time - t0 < 0.6, "first after " .. (reqs[1].time - t0))
-            assert.is_true(math.abs(reqs[2].time - t0 - 3) < 0.3, "second after " .. (reqs[2].time - t0))
+            assert.is_true(math.abs(reqs[2].time - t0 - 3) < 0.3,
+                "second after " .. (reqs[2].time - t0))
             assert.are.equal("/v1/report/synapse", reqs[1].path)
         end)
 
@@ -331,13 +354,15 @@ describe("phonehome run #integration", function()
             local target = h.sh("lua5.4 -e 'local t = os.clock() while os.clock() - t < 0.3 do end "
                 .. "os.execute(\"sleep 8\")' >/dev/null 2>&1 & echo $!")
             local ep = h.endpoint("200")
-            run_for(6.5, { "synapse", "--endpoint", ep.url, "--data-dir", h.tmpdir(), "--time-scale", "3600",
+            run_for(6.5, { "synapse", "--endpoint", ep.url, "--data-dir", h.tmpdir(),
+                           "--time-scale", "3600",
                            "--pid", target, "--set", "synapse.report_stats=true" })
             local stat = h.slurp("/proc/" .. target .. "/stat"):match("%) (.*)$")
             local fields = {}
             for x in stat:gmatch("%S+") do fields[#fields + 1] = x end
             -- utime and stime, fields 14 and 15 of stat (12 and 13 after the name)
-            local used = (tonumber(fields[12]) + tonumber(fields[13])) / tonumber(h.sh("getconf CLK_TCK"))
+            local used = (tonumber(fields[12]) + tonumber(fields[13]))
+                / tonumber(h.sh("getconf CLK_TCK"))
             h.sh("kill " .. target)
             ep.stop()
             local reqs = ep.requests()
@@ -360,7 +385,8 @@ describe("phonehome run #integration", function()
         it("counts MongooseIM's milliseconds from the previous report", function()
             local ep = h.endpoint("200")
             run_for(2.2, { "mongooseim", "--endpoint", ep.url, "--data-dir", h.tmpdir(),
-                           "--set", "mongooseim.initial_report=500", "--set", "mongooseim.periodic_report=1000",
+                           "--set", "mongooseim.initial_report=500",
+                           "--set", "mongooseim.periodic_report=1000",
                            "--set", 'mongooseim.xmpp_stanza_count={"xmppMessageSent":12}' })
             ep.stop()
             local reqs = ep.requests()
@@ -372,14 +398,18 @@ describe("phonehome run #integration", function()
                     if e.params.stanza_type == "xmppMessageSent" then return e.params end
                 end
             end
-            assert.are.same({ stanza_type = "xmppMessageSent", total = 12, increment = 12 }, sent(reqs[1]))
-            assert.are.same({ stanza_type = "xmppMessageSent", total = 12, increment = 0 }, sent(reqs[2]))
+            assert.are.same({ stanza_type = "xmppMessageSent", total = 12, increment = 12 },
+                sent(reqs[1]))
+            assert.are.same({ stanza_type = "xmppMessageSent", total = 12, increment = 0 },
+                sent(reqs[2]))
         end)
 
         it("does not send early after a restart", function()
             local ep = h.endpoint("200")
-            local data, scripts = h.tmpdir(), product_dir([[schedule = { first = "300ms", interval = "3s" },]])
-            local p = h.spawn({ "run", "--scripts", scripts, "--data-dir", data, "--endpoint", ep.url })
+            local data, scripts = h.tmpdir(),
+                product_dir([[schedule = { first = "300ms", interval = "3s" },]])
+            local p = h.spawn({ "run", "--scripts", scripts, "--data-dir", data,
+                                "--endpoint", ep.url })
             h.sh("sleep 0.6")
             h.sh("kill -TERM " .. p.pid)
             h.exit_code(p)
@@ -387,7 +417,8 @@ describe("phonehome run #integration", function()
             p = h.spawn({ "run", "--scripts", scripts, "--data-dir", data, "--endpoint", ep.url })
             h.sh("sleep 1")
             assert.are.equal(1, #ep.requests())
-            local st = json.decode(h.run({ "status", "t", "--scripts", scripts, "--data-dir", data, "--json" }).out)
+            local st = json.decode(h.run({ "status", "t", "--scripts", scripts, "--data-dir", data,
+                                           "--json" }).out)
             assert.is_true(st.next_due > st.last_sent)
             h.sh("kill -TERM " .. p.pid)
             assert.are.equal(0, h.exit_code(p))
@@ -396,33 +427,39 @@ describe("phonehome run #integration", function()
     end)
 
     describe("signals and files", function()
-        it("finishes or abandons a transfer on SIGTERM within the grace, keeping the report", function()
+        it("finishes or abandons a transfer on SIGTERM within the grace, keeping the report",
+            function()
             local ep = h.endpoint("201")
             h.sh("kill -STOP " .. ep.pid)
-            local data, scripts = h.tmpdir(), product_dir([[schedule = { first = "0s", interval = "1h" },
+            local data, scripts = h.tmpdir(),
+                product_dir([[schedule = { first = "0s", interval = "1h" },
                 delivery = { retries = 0, timeout = "60s" },]])
-            local p = h.spawn({ "run", "--scripts", scripts, "--data-dir", data, "--endpoint", ep.url })
+            local p = h.spawn({ "run", "--scripts", scripts, "--data-dir", data,
+                                "--endpoint", ep.url })
             h.sh("sleep 0.5")
             local t0 = os.time()
             h.sh("kill -TERM " .. p.pid)
             assert.are.equal(0, h.exit_code(p))
             assert.is_true(os.time() - t0 <= 7)
             ep.stop()
-            assert.are.equal(1, json.decode(h.run({ "status", "t", "--scripts", scripts, "--data-dir", data,
-                "--json" }).out).spool)
+            assert.are.equal(1, json.decode(h.run({ "status", "t", "--scripts", scripts,
+                "--data-dir", data, "--json" }).out).spool)
         end)
 
-        it("reloads scripts on SIGHUP, keeping the running version when the new one is broken", function()
+        it("reloads scripts on SIGHUP, keeping the running version when the new one is broken",
+            function()
             c = collector()
             local scripts = h.tmpdir()
             local function write(value)
-                h.write(scripts .. "/t.lua", h.script("t", '{ name = "n", type = "int", description = "d", '
+                h.write(scripts .. "/t.lua", h.script("t",
+                    '{ name = "n", type = "int", description = "d", '
                     .. "value = function() return " .. value .. " end },",
                     'schedule = { first = "200ms", interval = "400ms" },'))
             end
             write("1")
             c.stop()
-            c = h.spawn({ "collect", "--listen", "127.0.0.1:0", "--db", scripts .. "/r.db", "--scripts", scripts })
+            c = h.spawn({ "collect", "--listen", "127.0.0.1:0", "--db", scripts .. "/r.db",
+                          "--scripts", scripts })
             local port = h.wait_for(c.err, "addr=127%.0%.0%.1:(%d+)")
             c.stop = function() h.sh("kill -9 " .. c.pid) end
             local p = h.spawn({ "run", "--scripts", scripts, "--data-dir", h.tmpdir(),
@@ -453,7 +490,8 @@ describe("phonehome run #integration", function()
             h.sh("mkdir -p " .. data .. "/spool && touch " .. data .. "/spool/coroot")
             local r = run({ "coroot", "--once", "--endpoint", c.url, "--data-dir", data })
             assert.are.equal(0, r.code, r.err)
-            assert.matches('level=warn product=coroot msg="cannot spool the report; keeping it in memory"', r.err)
+            assert.matches('level=warn product=coroot msg="cannot spool the report; '
+                .. 'keeping it in memory"', r.err)
             assert.are.equal(1, #c.rows())
         end)
 
@@ -493,9 +531,11 @@ describe("phonehome run #integration", function()
 
         it("starts the products that can, when one cannot", function()
             c = collector()
-            local r = run({ "coroot", "eventstoredb", "--once", "--endpoint", c.url, "--data-dir", h.tmpdir(),
+            local r = run({ "coroot", "eventstoredb", "--once", "--endpoint", c.url,
+                            "--data-dir", h.tmpdir(),
                             "--set", "eventstoredb.configuration.clusterSize=many" })
-            assert.matches("product=eventstoredb msg=\"product not started\" error=.*expected int", r.err)
+            assert.matches("product=eventstoredb msg=\"product not started\" error=.*expected int",
+                r.err)
             assert.are.equal(0, r.code)
             assert.are.equal(1, #c.rows())
         end)
@@ -504,20 +544,26 @@ describe("phonehome run #integration", function()
     describe("status", function()
         it("tells per product whether it sends, which switch decided, and what is due", function()
             local data = h.tmpdir()
-            local r = h.run({ "status", "--data-dir", data, "--json" }, { EVENTSTORE_TELEMETRY_OPTOUT = "true" })
+            local r = h.run({ "status", "--data-dir", data, "--json" },
+                { EVENTSTORE_TELEMETRY_OPTOUT = "true" })
             assert.are.equal(0, r.code)
             local by = {}
             for line in r.out:gmatch("[^\n]+") do
                 local s = json.decode(line)
                 by[s.product] = s
             end
-            assert.are.same(PRODUCTS, (function() local t = {} for k in pairs(by) do t[#t + 1] = k end
-                table.sort(t) return t end)())
+            assert.are.same(PRODUCTS, (function()
+                local t = {}
+                for k in pairs(by) do t[#t + 1] = k end
+                table.sort(t)
+                return t
+            end)())
             assert.is_false(by.eventstoredb.sending)
             assert.are.equal("EVENTSTORE_TELEMETRY_OPTOUT=true", by.eventstoredb.decided_by)
             assert.is_false(by.synapse.sending)
             assert.is_true(by.coroot.sending)
-            r = h.run({ "status", "coroot", "--data-dir", data, "--", "--disable-usage-statistics" })
+            r = h.run({ "status", "coroot", "--data-dir", data, "--",
+                        "--disable-usage-statistics" })
             assert.matches("coroot: not sending %(flag %-%-disable%-usage%-statistics%)", r.out)
         end)
     end)

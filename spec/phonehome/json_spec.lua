@@ -39,7 +39,8 @@ describe("json", function()
     end)
 
     it("sorts keys everywhere when canonical", function()
-        local decl = obj({ f("zeta", "int"), f("alpha", "object", { fields = { f("y", "int"), f("x", "int") } }) })
+        local decl = obj({ f("zeta", "int"),
+                           f("alpha", "object", { fields = { f("y", "int"), f("x", "int") } }) })
         assert.are.equal('{"alpha":{"x":2,"y":1},"zeta":1}',
             json.encode({ zeta = 1, alpha = { y = 1, x = 2 } }, decl, true))
     end)
@@ -48,7 +49,8 @@ describe("json", function()
         local decl = obj({ f("list", "array", { items = { type = "int" } }),
                            f("dict", "map", { values = { type = "int" } }),
                            f("maybe", "string", { null = true }) })
-        assert.are.equal('{"list":[],"dict":{},"maybe":null}', json.encode({ list = {}, dict = {} }, decl))
+        assert.are.equal('{"list":[],"dict":{},"maybe":null}',
+            json.encode({ list = {}, dict = {} }, decl))
         assert.are.equal("[]", json.encode(json.array()))
         assert.are.equal("{}", json.encode({}))
     end)

@@ -125,7 +125,8 @@ end)
 describe("process probes", function()
     local children = {}
     local function spawn(lua_code)
-        local pid = tonumber(h.sh("lua5.4 -e " .. h.quote(lua_code) .. " >/dev/null 2>&1 & echo $!"))
+        local pid = tonumber(h.sh("lua5.4 -e " .. h.quote(lua_code)
+            .. " >/dev/null 2>&1 & echo $!"))
         children[#children + 1] = pid
         return pid
     end

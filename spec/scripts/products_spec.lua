@@ -47,7 +47,8 @@ end
 
 local function show(name, config, extra)
     local dir = h.tmpdir()
-    local args = { "show", name, "--data-dir", dir, "--config", h.write(dir .. "/config.lua", config) }
+    local args = { "show", name, "--data-dir", dir,
+                   "--config", h.write(dir .. "/config.lua", config) }
     for _, a in ipairs(extra or {}) do args[#args + 1] = a end
     local r = h.run(args)
     assert.are.equal("", r.err)
@@ -103,7 +104,8 @@ eventstoredb = {
 
     it("says whether .NET's container variable is set", function()
         local dir = h.tmpdir()
-        local r = h.run({ "show", "eventstoredb", "--data-dir", dir }, { DOTNET_RUNNING_IN_CONTAINER = "true" })
+        local r = h.run({ "show", "eventstoredb", "--data-dir", dir },
+            { DOTNET_RUNNING_IN_CONTAINER = "true" })
         assert.is_true(json.decode(r.out).environment.isContainer)
     end)
 
@@ -177,7 +179,8 @@ coroot = {
         h.write(dir .. "/instance.uuid", "not-a-uuid\n")
         local r = h.run({ "show", "coroot", "--data-dir", dir })
         assert.are.equal(0, r.code)
-        assert.matches('level=warn product=coroot msg="instance id file does not hold a UUID', r.err)
+        assert.matches('level=warn product=coroot msg="instance id file does not hold a UUID',
+            r.err)
         local new = json.decode(r.out).instance.uuid
         assert.are_not.equal(ours.instance.uuid, new)
         assert.are.equal(new, h.slurp(dir .. "/instance.uuid"))
@@ -262,7 +265,8 @@ describe("mongooseim", function()
             modules = { mod_vcard = { backend = "rdbms" }, mod_mam = { backend = "rdbms" } },
             http_api = { "mongoose_client_api" }, transport_mechanism = { "tcp", "mod_websockets" },
             tls_option = { { mode = "starttls", module = "fast_tls" } },
-            outgoing_pool = { "rdbms" }, xmpp_stanza_count = { xmppMessageSent = 12, xmppIqReceived = 3 },
+            outgoing_pool = { "rdbms" },
+            xmpp_stanza_count = { xmppMessageSent = 12, xmppIqReceived = 3 },
         }]])
         assert.matches("^%x+%-%x+%-4%x+%-%x+%-%x+$", ours.client_id)
         local names = {}
@@ -292,7 +296,9 @@ describe("mongooseim", function()
         assert.are.same({ module = "mod_mam", backend = "rdbms" }, by.module_with_opt[1])
         -- every stanza counter, in MongooseIM's order; the first report counts all as new
         assert.are.equal(6, #by.xmpp_stanza_count)
-        assert.are.same({ stanza_type = "xmppMessageSent", total = 12, increment = 12 }, by.xmpp_stanza_count[1])
-        assert.are.same({ stanza_type = "xmppIqReceived", total = 3, increment = 3 }, by.xmpp_stanza_count[4])
+        assert.are.same({ stanza_type = "xmppMessageSent", total = 12, increment = 12 },
+            by.xmpp_stanza_count[1])
+        assert.are.same({ stanza_type = "xmppIqReceived", total = 3, increment = 3 },
+            by.xmpp_stanza_count[4])
     end)
 end)

@@ -11,7 +11,8 @@ local core = require("phonehome.core")
 local answers = {}
 for item in plan:gmatch("[^,]+") do
     local status, after = item:match("^(%d+)/?(%d*)$")
-    answers[#answers + 1] = { status = tonumber(status), retry_after = after ~= "" and after or nil }
+    answers[#answers + 1] = { status = tonumber(status),
+                              retry_after = after ~= "" and after or nil }
 end
 
 local n = 0
@@ -22,7 +23,8 @@ local server = assert(core.httpd({ listen = "127.0.0.1:0", handler = function(re
     local b = io.open(dir .. "/body-" .. n, "w")
     b:write(req.body)
     b:close()
-    log:write(string.format("%d %d %s %d %s %.3f\n", n, a.status, req.headers["idempotency-key"] or "-",
+    log:write(string.format("%d %d %s %d %s %.3f\n", n, a.status,
+                            req.headers["idempotency-key"] or "-",
                             #req.body, req.path, core.time()))
     log:flush()
     return a.status, '{"answer":' .. a.status .. "}", "application/json",

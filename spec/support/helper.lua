@@ -82,7 +82,8 @@ function M.wait_for(path, pattern, seconds)
         M.sh("sleep 0.02")
     end
     local f = io.open(path)
-    error("timed out waiting for " .. pattern .. " in " .. path .. ":\n" .. (f and f:read("a") or ""))
+    error("timed out waiting for " .. pattern .. " in " .. path .. ":\n"
+        .. (f and f:read("a") or ""))
 end
 
 -- The exit code of a spawned process, waiting for it (up to seconds, default 10).
@@ -95,8 +96,8 @@ function M.endpoint(plan)
     local d = M.tmpdir()
     -- under `make sanitize` the module needs the sanitizer runtime preloaded
     M.sh("LD_PRELOAD=" .. M.quote(os.getenv("LD_PRELOAD") or "") .. " ASAN_OPTIONS=detect_leaks=0 "
-        .. "lua5.4 spec/support/endpoint.lua " .. M.quote(M.build) .. " " .. d .. " " .. M.quote(plan)
-        .. " >" .. d .. "/log 2>&1 & echo $! >" .. d .. "/pid")
+        .. "lua5.4 spec/support/endpoint.lua " .. M.quote(M.build) .. " " .. d .. " "
+        .. M.quote(plan) .. " >" .. d .. "/log 2>&1 & echo $! >" .. d .. "/pid")
     local ep = { dir = d, pid = tonumber(M.wait_for(d .. "/pid", "(%d+)")) }
     ep.port = M.wait_for(d .. "/port", "(%d+)")
     ep.url = "http://127.0.0.1:" .. ep.port
@@ -105,9 +106,11 @@ function M.endpoint(plan)
         local f = io.open(d .. "/requests")
         if not f then return out end
         for line in f:lines() do
-            local n, status, key, bytes, path, t = line:match("^(%d+) (%d+) (%S+) (%d+) (%S+) (%S+)$")
-            out[#out + 1] = { n = tonumber(n), status = tonumber(status), key = key, bytes = tonumber(bytes),
-                              path = path, time = tonumber(t), body = M.slurp(d .. "/body-" .. n) }
+            local n, status, key, bytes, path, t =
+                line:match("^(%d+) (%d+) (%S+) (%d+) (%S+) (%S+)$")
+            out[#out + 1] = { n = tonumber(n), status = tonumber(status), key = key,
+                              bytes = tonumber(bytes), path = path, time = tonumber(t),
+                              body = M.slurp(d .. "/body-" .. n) }
         end
         f:close()
         return out
@@ -120,7 +123,8 @@ end
 function M.http(url, opts)
     opts = opts or {}
     local d = M.tmpdir()
-    local cmd = { "curl -s -o " .. d .. "/body -w '%{http_code}' --max-time " .. (opts.timeout or 10) }
+    local cmd = { "curl -s -o " .. d .. "/body -w '%{http_code}' --max-time "
+        .. (opts.timeout or 10) }
     if opts.method then cmd[#cmd + 1] = "-X " .. opts.method end
     if opts.body then
         M.write(d .. "/req", opts.body)

@@ -21,8 +21,8 @@ local function name_problem(kind, name)
         end
     end
     if not name:match("^[%a][%w_]*$") then
-        return string.format("%s name %q must start with a letter and hold only letters, digits and _",
-            kind, name)
+        return string.format("%s name %q must start with a letter and hold only letters, "
+            .. "digits and _", kind, name)
     end
 end
 
@@ -30,9 +30,13 @@ end
 function M.check(body, text)
     local reasons = {}
     local function add(r) reasons[#reasons + 1] = r end
-    if text and #text >= M.MAX_BODY then add("body is " .. #text .. " bytes, GA4 takes under 130000") end
+    if text and #text >= M.MAX_BODY then
+        add("body is " .. #text .. " bytes, GA4 takes under 130000")
+    end
     if type(body) ~= "table" then return { "body must be a JSON object" } end
-    if type(body.client_id) ~= "string" or body.client_id == "" then add("client_id must be a non-empty string") end
+    if type(body.client_id) ~= "string" or body.client_id == "" then
+        add("client_id must be a non-empty string")
+    end
     local events = body.events
     if type(events) ~= "table" or #events == 0 then
         add("events must be a non-empty array")
@@ -56,7 +60,8 @@ function M.check(body, text)
                 local pp = name_problem("param", k)
                 if pp then add(where .. pp) end
                 if type(v) == "string" and #v > M.MAX_VALUE then
-                    add(string.format("%sparam %q is longer than %d characters", where, k, M.MAX_VALUE))
+                    add(string.format("%sparam %q is longer than %d characters", where, k,
+                        M.MAX_VALUE))
                 end
             end
             if n > M.MAX_PARAMS then

@@ -38,7 +38,9 @@ function M.gather_settings(ctx)
         if not known[name] then return nil, "--set: unknown product '" .. name .. "'" end
     end
     for name, t in pairs(from_config) do
-        if not known[name] then return nil, "--config: unknown product '" .. tostring(name) .. "'" end
+        if not known[name] then
+            return nil, "--config: unknown product '" .. tostring(name) .. "'"
+        end
         if type(t) ~= "table" then return nil, "--config: " .. name .. " must be a table of "
             .. "settings" end
     end

@@ -35,7 +35,11 @@ local function one(ctx, name)
             out.error = err
         else
             local sending, why = optout.decide(p.def, core.getenv, typed, ctx.flags)
-            if sending == nil then out.error = why else out.sending, out.decided_by = sending, why end
+            if sending == nil then
+                out.error = why
+            else
+                out.sending, out.decided_by = sending, why
+            end
         end
         out.instance_id = datadir.existing_instance_id(ctx.data_dir, p.def)
         p:close()
@@ -71,7 +75,8 @@ function M.run(ctx)
                     "%s: %s (%s)\n  instance %s, last sent %s, next due %s, spool %d%s%s\n"
                         .. "  reloads %d%s\n",
                     r.product, r.sending and "sending" or "not sending", r.decided_by,
-                    r.instance_id or "(none yet)", r.last_sent or "never", r.next_due or "not scheduled",
+                    r.instance_id or "(none yet)", r.last_sent or "never",
+                    r.next_due or "not scheduled",
                     r.spool, r.last_result and (", last result: " .. r.last_result) or "",
                     r.version and (", script version " .. r.version) or "", r.reloads,
                     r.reload_error and (", last reload error: " .. r.reload_error) or ""))

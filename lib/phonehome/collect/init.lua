@@ -22,7 +22,9 @@ local function load_products(dir)
         if p then
             products[name] = p
         else
-            for _, e in ipairs(problems) do log.error({ product = name, msg = "script not loaded", error = e }) end
+            for _, e in ipairs(problems) do
+                log.error({ product = name, msg = "script not loaded", error = e })
+            end
         end
     end
     return products
@@ -34,7 +36,9 @@ local function ga4_map(list, products)
     for _, item in ipairs(list or {}) do
         local id, name = item:match("^([%w%-]+)=([%w_%-]+)$")
         if not id then return nil, "--ga4 " .. item .. ": expected MEASUREMENT_ID=PRODUCT" end
-        if not products[name] then return nil, "--ga4 " .. item .. ": unknown product '" .. name .. "'" end
+        if not products[name] then
+            return nil, "--ga4 " .. item .. ": unknown product '" .. name .. "'"
+        end
         map[id] = name
     end
     return map
@@ -73,7 +77,8 @@ function M.serve(o)
                                  store_client = o.store_client, on_store = o.on_store })
     local server
     server, err = core.httpd({ listen = o.listen, max_body = o.max_body, handler = handler,
-                               tls_cert = tls and tls.cert or nil, tls_key = tls and tls.key or nil })
+                               tls_cert = tls and tls.cert or nil,
+                               tls_key = tls and tls.key or nil })
     if not server then return fail(err) end
     log.info({ msg = "listening", addr = o.listen:match("^(.*):") .. ":" .. server:port(),
                db = o.db, scheme = tls and "https" or "http" })

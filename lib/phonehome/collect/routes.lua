@@ -32,7 +32,8 @@ local function metrics_text(rows)
         out[#out + 1] = "# HELP " .. name .. " " .. help
         out[#out + 1] = "# TYPE " .. name .. " " .. kind
         for _, r in ipairs(rows) do
-            out[#out + 1] = string.format('%s{product="%s"} %s', name, r.product, json.number(r[field]))
+            out[#out + 1] = string.format('%s{product="%s"} %s', name, r.product,
+                                          json.number(r[field]))
         end
     end
     family("phonehome_reports_total", "counter", "Reports stored, by product.", "reports")
@@ -60,7 +61,8 @@ function M.new(opts)
         end
         local key = req.headers["idempotency-key"]
         if key and (#key > 200 or key:find("%c")) then
-            return reply(400, { error = "Idempotency-Key must be at most 200 printable characters" })
+            return reply(400, { error = "Idempotency-Key must be at most 200 printable "
+                .. "characters" })
         end
         local body, err = json.decode(req.body)
         if body == nil then return reply(400, { error = "body is not JSON: " .. tostring(err) }) end
@@ -120,7 +122,9 @@ function M.new(opts)
                 log.error({ msg = "cannot read the database", error = err })
                 return reply(503, { error = "cannot read the database now" })
             end
-            if path == "/metrics" then return 200, metrics_text(rows), "text/plain; version=0.0.4" end
+            if path == "/metrics" then
+                return 200, metrics_text(rows), "text/plain; version=0.0.4"
+            end
             return reply(200, summary_body(rows))
         end
         return reply(404, { error = "no such path" })

@@ -45,7 +45,8 @@ end
 -- idempotency key was stored before is not stored again.
 function Db:insert(r)
     local changes, id = self.handle:run(
-        "INSERT INTO reports (received, product, instance, idempotency_key, body, client, user_agent) "
+        "INSERT INTO reports (received, product, instance, idempotency_key, body, client, "
+            .. "user_agent) "
             .. "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
         r.received, r.product, r.instance, r.idempotency_key, r.body, r.client, r.user_agent)
     if not changes then return nil, id end
@@ -55,8 +56,10 @@ end
 
 -- summary() -> { { product, reports, instances, first, last }, ... } by product.
 function Db:summary()
-    return self.handle:rows("SELECT product, count(*) AS reports, count(DISTINCT instance) AS instances, "
-        .. "min(received) AS first, max(received) AS last FROM reports GROUP BY product ORDER BY product")
+    return self.handle:rows("SELECT product, count(*) AS reports, "
+        .. "count(DISTINCT instance) AS instances, "
+        .. "min(received) AS first, max(received) AS last FROM reports "
+        .. "GROUP BY product ORDER BY product")
 end
 
 -- list(product, last) -> the stored rows, oldest first; the last N when last is given.

@@ -81,7 +81,9 @@ end
 -- Writes it; a failure is logged and the daemon goes on.
 function M.write_state(dir, name, state)
     local ok, err = core.write_atomic(state_file(dir, name), json.encode(state) .. "\n", PUBLIC)
-    if not ok then log.warn({ product = name, msg = "cannot save the schedule state", error = err }) end
+    if not ok then
+        log.warn({ product = name, msg = "cannot save the schedule state", error = err })
+    end
     return ok
 end
 
@@ -98,7 +100,9 @@ end
 -- Keeps the last report built, for the operator to read; a failure is logged.
 function M.write_last_report(dir, def, body)
     local ok, err = core.write_atomic(last_file(dir, def), body .. "\n", PUBLIC)
-    if not ok then log.warn({ product = def.name, msg = "cannot write the last report", error = err }) end
+    if not ok then
+        log.warn({ product = def.name, msg = "cannot write the last report", error = err })
+    end
     return ok
 end
 

@@ -27,7 +27,8 @@ local function reload(D, p)
     if not fresh then
         p.state.reload_error = why
         runner.save(D, p)
-        log.error({ product = p.name, msg = "reload failed; the running version stays", error = why })
+        log.error({ product = p.name, msg = "reload failed; the running version stays",
+                    error = why })
         return
     end
     local was_sending = p.sending
@@ -62,7 +63,8 @@ function M.rescan(D, names)
         local p = running[name]
         if D.only and not D.only[name] then
             -- the command line named other products: this one is not ours to start
-            log.info({ product = name, msg = "script changed; not run here (not named on the command line)" })
+            log.info({ product = name,
+                       msg = "script changed; not run here (not named on the command line)" })
         elseif p and present[name] then
             reload(D, p)
         elseif p then

@@ -103,7 +103,9 @@ function M.report(D, p)
     end
     local body, problems = build(D, p)
     if not body then
-        for _, e in ipairs(problems) do log.error({ product = p.name, msg = "report not built", error = e }) end
+        for _, e in ipairs(problems) do
+            log.error({ product = p.name, msg = "report not built", error = e })
+        end
         p.failed = true
         return
     end
@@ -116,7 +118,9 @@ function M.report(D, p)
                    reason = D.dry_run and "--dry-run" or p.reason, report = body })
         return
     end
-    if p.def.delivery.log_report then log.info({ product = p.name, msg = "sending report", report = body }) end
+    if p.def.delivery.log_report then
+        log.info({ product = p.name, msg = "sending report", report = body })
+    end
     p.spool:push(core.uuid(), body)
     local wait = D.once and 0 or schedule.seconds(p.def.schedule.send_delay, p.settings, D.scale)
     if wait > 0 then async.sleep(wait) end

@@ -38,7 +38,8 @@ function M.send(p, entry, opts)
                 connect_timeout = d.connect_timeout / 1000, timeout = d.timeout / 1000,
                 ca_file = p.settings.ca_file,
             })
-            local fields = { product = p.name, url = delivery.redact(url), attempt = attempt, bytes = #body }
+            local fields = { product = p.name, url = delivery.redact(url), attempt = attempt,
+                             bytes = #body }
             local retry
             if res.error then
                 fields.msg, fields.error = "transfer failed", res.error

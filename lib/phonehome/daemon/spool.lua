@@ -46,7 +46,8 @@ function Spool:push(key, body)
                    error = err })
     end
     self.entries[#self.entries + 1] = e
-    while #self.entries > self.max_reports or (#self.entries > 1 and self:bytes() > self.max_bytes) do
+    while #self.entries > self.max_reports
+        or (#self.entries > 1 and self:bytes() > self.max_bytes) do
         local old = table.remove(self.entries, 1)
         log.warn({ product = self.product, msg = "spool full: dropped the oldest report",
                    key = old.key, max_reports = self.max_reports, max_bytes = self.max_bytes })

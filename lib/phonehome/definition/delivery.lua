@@ -99,11 +99,15 @@ end
 function M.bodies(def, body)
     if def.format ~= "ga4" then return { body } end
     local v = json.decode(body)
-    if type(v) ~= "table" or type(v.events) ~= "table" or #v.events <= ga4.MAX_EVENTS then return { body } end
+    if type(v) ~= "table" or type(v.events) ~= "table" or #v.events <= ga4.MAX_EVENTS then
+        return { body }
+    end
     local out = {}
     for i = 1, #v.events, ga4.MAX_EVENTS do
         local chunk = {}
-        for j = i, math.min(i + ga4.MAX_EVENTS - 1, #v.events) do chunk[#chunk + 1] = v.events[j] end
+        for j = i, math.min(i + ga4.MAX_EVENTS - 1, #v.events) do
+            chunk[#chunk + 1] = v.events[j]
+        end
         out[#out + 1] = json.encode({ client_id = v.client_id, events = chunk })
     end
     return out
@@ -118,8 +122,9 @@ function M.retry_after(value, now)
     local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
                      Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
     if not d or not months[mon] then return nil end
-    local t = os.time({ year = tonumber(y), month = months[mon], day = tonumber(d), hour = tonumber(hh),
-                        min = tonumber(mm), sec = tonumber(ss), isdst = false })
+    local t = os.time({ year = tonumber(y), month = months[mon], day = tonumber(d),
+                        hour = tonumber(hh), min = tonumber(mm), sec = tonumber(ss),
+                        isdst = false })
     -- os.time reads the table as local time; correct by the zone's offset
     local offset = os.time(os.date("*t", t)) - os.time(os.date("!*t", t))
     return math.min(math.max(t + offset - now, 0), 3600)

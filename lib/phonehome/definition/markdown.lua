@@ -16,7 +16,8 @@ local function field_rows(list, prefix, out)
         local desc = f.description
         if f.unit then desc = desc .. " Unit: " .. f.unit .. "." end
         if f.setting then desc = desc .. " Setting `" .. f.setting .. "`." end
-        out[#out + 1] = string.format("| `%s` | %s | %s |", cell(name), cell(schema.type_name(f)), cell(desc))
+        out[#out + 1] = string.format("| `%s` | %s | %s |", cell(name), cell(schema.type_name(f)),
+            cell(desc))
         if f.fields then field_rows(f.fields, name .. ".", out) end
         local inner = f.items or f.values
         if inner and inner.fields then
@@ -59,7 +60,9 @@ function M.render(d)
     out[#out + 1] = "- then every " .. dur(s.interval) .. ", counted from "
         .. (s.anchor == "start" and "process start" or "the previous report")
     if s.jitter ~= 0 then out[#out + 1] = "- jitter: up to " .. dur(s.jitter) end
-    if s.send_delay ~= 0 then out[#out + 1] = "- sent " .. dur(s.send_delay) .. " after it is built" end
+    if s.send_delay ~= 0 then
+        out[#out + 1] = "- sent " .. dur(s.send_delay) .. " after it is built"
+    end
     out[#out + 1] = ""
     out[#out + 1] = "## Endpoint"
     out[#out + 1] = ""
@@ -68,10 +71,12 @@ function M.render(d)
         d.canonical and ", canonical: keys sorted" or "")
     local dl = d.delivery
     out[#out + 1] = ""
-    out[#out + 1] = string.format("Timeout %s (connect %s). %s", dur(dl.timeout), dur(dl.connect_timeout),
-        dl.retries == 0 and "No retry: an undelivered report waits in the spool for the next attempt."
-            or string.format("Up to %d retries from %s, doubling, on connection failures and statuses %s.",
-                dl.retries, dur(dl.backoff), table.concat(dl.retry_on, ", ")))
+    out[#out + 1] = string.format("Timeout %s (connect %s). %s", dur(dl.timeout),
+        dur(dl.connect_timeout),
+        dl.retries == 0 and "No retry: an undelivered report waits in the spool for the next "
+                .. "attempt."
+            or string.format("Up to %d retries from %s, doubling, on connection failures and "
+                .. "statuses %s.", dl.retries, dur(dl.backoff), table.concat(dl.retry_on, ", ")))
     out[#out + 1] = ""
     out[#out + 1] = "## Opting out"
     out[#out + 1] = ""
@@ -82,7 +87,9 @@ function M.render(d)
     out[#out + 1] = ""
     for _, c in ipairs(o.env) do out[#out + 1] = channel("environment variable", c) end
     for _, c in ipairs(o.settings) do out[#out + 1] = channel("setting", c) end
-    for _, c in ipairs(o.flags) do out[#out + 1] = string.format("- flag `%s` (after `--`)", c.name) end
+    for _, c in ipairs(o.flags) do
+        out[#out + 1] = string.format("- flag `%s` (after `--`)", c.name)
+    end
     out[#out + 1] = "- `DO_NOT_TRACK=1` turns off every product"
     if o.build_when_off then
         out[#out + 1] = ""
@@ -107,7 +114,8 @@ function M.render(d)
         out[#out + 1] = "| Setting | Type | Default | Description |"
         out[#out + 1] = "|---|---|---|---|"
         for _, st in ipairs(d.settings) do
-            local default = st.default == nil and "(none)" or ("`" .. json.encode(st.default) .. "`")
+            local default = st.default == nil and "(none)"
+                or ("`" .. json.encode(st.default) .. "`")
             out[#out + 1] = string.format("| `%s` | %s | %s | %s |", cell(st.name), st.type,
                 cell(default), cell(st.description))
         end

@@ -26,7 +26,8 @@ end
 
 local function member(list, v, fold)
     for _, x in ipairs(list or {}) do
-        if x == v or (fold and type(x) == "string" and type(v) == "string" and x:lower() == v:lower()) then
+        if x == v or (fold and type(x) == "string" and type(v) == "string"
+                          and x:lower() == v:lower()) then
             return true
         end
     end

@@ -54,8 +54,12 @@ function M.declare(decl, path, problem, inner)
         problem(path, "unknown type " .. describe(decl.type)
             .. " (string, int, number, bool, scalar, object, array, map)")
     end
-    if decl.unit ~= nil and type(decl.unit) ~= "string" then problem(path, "unit must be a string") end
-    if decl.null ~= nil and type(decl.null) ~= "boolean" then problem(path, "null must be a boolean") end
+    if decl.unit ~= nil and type(decl.unit) ~= "string" then
+        problem(path, "unit must be a string")
+    end
+    if decl.null ~= nil and type(decl.null) ~= "boolean" then
+        problem(path, "null must be a boolean")
+    end
     if decl.value ~= nil and decl.setting ~= nil then
         problem(path, "a field takes its value from 'value' or 'setting', not both")
     end
@@ -74,10 +78,12 @@ function M.declare(decl, path, problem, inner)
             if decl[k] == nil then
                 problem(path, "an " .. want .. " needs '" .. k .. "' (the type of its elements)")
             else
-                decl[k] = M.declare(decl[k], path .. (k == "items" and "[]" or "[*]"), problem, true)
+                decl[k] = M.declare(decl[k], path .. (k == "items" and "[]" or "[*]"), problem,
+                                    true)
             end
         elseif decl[k] ~= nil then
-            problem(path, "only a" .. (want == "array" and "n " or " ") .. want .. " has '" .. k .. "'")
+            problem(path, "only a" .. (want == "array" and "n " or " ") .. want
+                .. " has '" .. k .. "'")
         end
     end
     return decl
@@ -181,7 +187,8 @@ check = function(decl, v, path, fail)
     end
     local out, why = checkers[decl.type](v, decl, path, fail)
     if out == nil then
-        fail(path, "expected " .. decl.type .. ", got " .. describe(v) .. (why and (": " .. why) or ""))
+        fail(path, "expected " .. decl.type .. ", got " .. describe(v)
+            .. (why and (": " .. why) or ""))
     end
     return out
 end

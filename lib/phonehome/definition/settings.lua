@@ -70,11 +70,12 @@ local function field_settings(def, list, prefix, problem)
                         problem("fields." .. path, "an in-place setting takes only 'default'")
                     end
                 end
-                local s = { name = path, type = setting_type_of(f.type), default = f.setting.default,
-                            description = f.description }
+                local s = { name = path, type = setting_type_of(f.type),
+                            default = f.setting.default, description = f.description }
                 if def.settings_by_name[path] then
                     problem("fields." .. path, "setting '" .. path .. "' already declared")
-                elseif s.default ~= nil and M.types[s.type] and not M.value_ok(s.type, s.default) then
+                elseif s.default ~= nil and M.types[s.type]
+                    and not M.value_ok(s.type, s.default) then
                     problem("fields." .. path, "default " .. schema.describe(s.default)
                         .. " is not a " .. s.type)
                 end
@@ -109,7 +110,8 @@ local implicit = {
     { name = "allow_http", type = "bool", default = false,
       description = "Allow plain http to hosts other than loopback." },
     { name = "ca_file", type = "string",
-      description = "A PEM bundle of the CAs to verify the endpoint with, instead of the system's." },
+      description = "A PEM bundle of the CAs to verify the endpoint with, instead of the "
+          .. "system's." },
 }
 
 -- check_fields(def, problem): the settings fields take their values from, declared in

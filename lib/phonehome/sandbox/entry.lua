@@ -65,7 +65,9 @@ function M.build(opts)
         getenv = core.getenv,
         uuid = core.uuid,
     }
-    return build.build(def, ctx, function(path, line) return state.where("fields." .. path, line) end)
+    return build.build(def, ctx, function(path, line)
+        return state.where("fields." .. path, line)
+    end)
 end
 
 -- validate(value) -> a list of problems of a report against the definition (empty

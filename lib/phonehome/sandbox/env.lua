@@ -39,14 +39,18 @@ function M.new()
             .. "to scripts", 2) end
         views[name] = views[name] or setmetatable({}, {
             __index = require(name), __metatable = false,
-            __newindex = function(_, k) error("module " .. name .. " is read-only (" .. tostring(k) .. ")", 2) end,
+            __newindex = function(_, k)
+                error("module " .. name .. " is read-only (" .. tostring(k) .. ")", 2)
+            end,
         })
         return views[name]
     end
     env._G = env
     return setmetatable(env, {
         __index = function(_, k) error("undeclared global '" .. tostring(k) .. "'", 2) end,
-        __newindex = function(_, k) error("assignment to undeclared global '" .. tostring(k) .. "'", 2) end,
+        __newindex = function(_, k)
+            error("assignment to undeclared global '" .. tostring(k) .. "'", 2)
+        end,
     })
 end
 

@@ -55,7 +55,8 @@ function M.open(path, opts)
     local source, err = core.readfile(path)
     if not source then return nil, { err } end
     local sb = core.sandbox({ path = package.path, entry = "phonehome.sandbox.entry",
-                              memory = opts.memory or M.memory, timeout = opts.timeout or M.timeout })
+                              memory = opts.memory or M.memory,
+                              timeout = opts.timeout or M.timeout })
     local ok, desc = sb:call("load", source, "@" .. path)
     if not ok then
         sb:close()

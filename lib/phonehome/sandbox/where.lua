@@ -22,7 +22,8 @@ function Where:find_line(key, from)
     local pat = "%f[%w_]" .. key:gsub("%p", "%%%0") .. "%s*="
     for i = from, #self.lines do
         local l = self.lines[i]
-        if l:find('"' .. key .. '"', 1, true) or l:find("'" .. key .. "'", 1, true) or l:find(pat) then
+        if l:find('"' .. key .. '"', 1, true) or l:find("'" .. key .. "'", 1, true)
+            or l:find(pat) then
             return i
         end
     end

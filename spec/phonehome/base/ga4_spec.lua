@@ -16,7 +16,8 @@ describe("ga4.check", function()
         local params = {}
         for i = 1, 26 do params["p" .. i] = 1 end
         local reasons = ga4.check(body({
-            { name = "1st" }, { name = "_private" }, { name = "firebase_x" }, { name = ("n"):rep(41) },
+            { name = "1st" }, { name = "_private" }, { name = "firebase_x" },
+            { name = ("n"):rep(41) },
             { name = "ok", params = params }, { name = "ok", params = { long = ("v"):rep(101) } },
             { name = "ok", params = { ["bad name"] = 1 } }, "not an event",
         }), ("x"):rep(130000))
@@ -41,6 +42,7 @@ describe("ga4.check", function()
         local reasons = ga4.check({ events = events })
         assert.are.same({ "client_id must be a non-empty string",
                           "26 events, GA4 takes at most 25 a request" }, reasons)
-        assert.are.same({ "events must be a non-empty array" }, ga4.check({ client_id = "c", events = {} }))
+        assert.are.same({ "events must be a non-empty array" },
+            ga4.check({ client_id = "c", events = {} }))
     end)
 end)

@@ -3,18 +3,22 @@ local optout = require("phonehome.definition.optout")
 
 local function env(t) return function(k) return t[k] end end
 
-local esdb = { optout = { default = "on", env = { { name = "EVENTSTORE_TELEMETRY_OPTOUT", off = { "true" } } },
+local esdb = { optout = { default = "on",
+                          env = { { name = "EVENTSTORE_TELEMETRY_OPTOUT", off = { "true" } } },
                           settings = {}, flags = {} } }
 local synapse = { optout = { default = "off", env = {}, flags = {},
-                             settings = { { name = "report_stats", on = { true }, off = { false } } } } }
-local electric = { optout = { default = "on", settings = {}, flags = {}, env = { { name = "ELECTRIC_TELEMETRY",
-    off = { "disabled", "0", "false" }, on = { "enabled", "1", "true" } } } } }
+                             settings = { { name = "report_stats",
+                                            on = { true }, off = { false } } } } }
+local electric = { optout = { default = "on", settings = {}, flags = {}, env = {
+    { name = "ELECTRIC_TELEMETRY",
+      off = { "disabled", "0", "false" }, on = { "enabled", "1", "true" } } } } }
 local coroot = { optout = { default = "on", env = {}, settings = {},
                             flags = { { name = "--disable-usage-statistics" } } } }
 
 describe("optout.decide", function()
     it("sends by default where the product is opt-out", function()
-        assert.are.same({ true, "default (on unless turned off)" }, { optout.decide(esdb, env({}), {}, {}) })
+        assert.are.same({ true, "default (on unless turned off)" },
+            { optout.decide(esdb, env({}), {}, {}) })
     end)
 
     it("obeys the product's environment variable", function()
@@ -25,7 +29,8 @@ describe("optout.decide", function()
 
     it("stops every product on DO_NOT_TRACK with any true value", function()
         for _, v in ipairs({ "1", "true", "yes", "TRUE" }) do
-            local sending, why = optout.decide(synapse, env({ DO_NOT_TRACK = v }), { report_stats = true }, {})
+            local sending, why = optout.decide(synapse, env({ DO_NOT_TRACK = v }),
+                                               { report_stats = true }, {})
             assert.is_false(sending)
             assert.are.equal("DO_NOT_TRACK=" .. v, why)
         end
@@ -33,7 +38,8 @@ describe("optout.decide", function()
     end)
 
     it("sends nothing for an opt-in product until it is turned on", function()
-        assert.are.same({ false, "default (opt-in: not turned on)" }, { optout.decide(synapse, env({}), {}, {}) })
+        assert.are.same({ false, "default (opt-in: not turned on)" },
+            { optout.decide(synapse, env({}), {}, {}) })
         assert.are.same({ false, "setting report_stats=false" },
             { optout.decide(synapse, env({}), { report_stats = false }, {}) })
         assert.are.same({ true, "setting report_stats=true" },

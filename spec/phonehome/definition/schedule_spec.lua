@@ -31,12 +31,14 @@ describe("schedule", function()
     end)
 
     it("sends at start where the product does", function()
-        local s = { first = 3600000, interval = 3600000, at_start = true, anchor = "previous", jitter = 0 }
+        local s = { first = 3600000, interval = 3600000, at_start = true, anchor = "previous",
+                    jitter = 0 }
         assert.are.equal(42, schedule.first(s, opts({ start = 40, now = 42 })))
     end)
 
     it("reads durations from settings and divides them by the time scale", function()
-        local s = { first = { setting = "initial_report" }, interval = { setting = "periodic_report" },
+        local s = { first = { setting = "initial_report" },
+                    interval = { setting = "periodic_report" },
                     anchor = "previous", jitter = 0 }
         local o = opts({ start = 0, now = 0, scale = 100,
                          settings = { initial_report = 300000, periodic_report = 10800000 } })
@@ -46,7 +48,9 @@ describe("schedule", function()
 
     it("adds up to the declared jitter", function()
         local s = { first = 60000, interval = 60000, jitter = 10000, anchor = "previous" }
-        assert.are.equal(60, schedule.first(s, opts({ start = 0, now = 0, random = function() return 0 end })))
-        assert.are.equal(69.9, schedule.first(s, opts({ start = 0, now = 0, random = function() return 0.99 end })))
+        assert.are.equal(60,
+            schedule.first(s, opts({ start = 0, now = 0, random = function() return 0 end })))
+        assert.are.equal(69.9,
+            schedule.first(s, opts({ start = 0, now = 0, random = function() return 0.99 end })))
     end)
 end)

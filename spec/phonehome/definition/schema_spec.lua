@@ -3,13 +3,17 @@ local schema = require("phonehome.definition.schema")
 
 local function declared(list)
     local problems = {}
-    schema.declare_list(list, "", function(path, msg) problems[#problems + 1] = path .. ": " .. msg end)
+    schema.declare_list(list, "", function(path, msg)
+        problems[#problems + 1] = path .. ": " .. msg
+    end)
     return { type = "object", fields = list }, problems
 end
 
 local function check(decl, v)
     local problems = {}
-    local out = schema.check(decl, v, "r", function(path, msg) problems[#problems + 1] = path .. ": " .. msg end)
+    local out = schema.check(decl, v, "r", function(path, msg)
+        problems[#problems + 1] = path .. ": " .. msg
+    end)
     return out, problems
 end
 
@@ -24,7 +28,8 @@ describe("schema", function()
     })
 
     it("accepts a value that matches, null where allowed", function()
-        local out, problems = check(decl, { n = 1, o = { b = true }, a = { 1.5, 2 }, m = { x = 1 } })
+        local out, problems = check(decl, { n = 1, o = { b = true }, a = { 1.5, 2 },
+                                            m = { x = 1 } })
         assert.are.same({}, problems)
         assert.are.same({ n = 1, o = { b = true }, a = { 1.5, 2 }, m = { x = 1 } }, out)
     end)
@@ -77,14 +82,16 @@ describe("schema", function()
         assert.are.same({
             "a: field declared twice",
             "a: unknown key 'colour'",
-            'a: unknown type string "integer" (string, int, number, bool, scalar, object, array, map)',
+            'a: unknown type string "integer" '
+                .. '(string, int, number, bool, scalar, object, array, map)',
             "b: an array needs 'items' (the type of its elements)",
             "c: field has no description",
         }, problems)
     end)
 
     it("names types for documentation", function()
-        assert.are.equal("array of string", schema.type_name({ type = "array", items = { type = "string" } }))
+        assert.are.equal("array of string",
+            schema.type_name({ type = "array", items = { type = "string" } }))
         assert.are.equal("int or null", schema.type_name({ type = "int", null = true }))
     end)
 end)

@@ -15,7 +15,8 @@ local function build(p)
 end
 
 local function field(body)
-    return '{ name = "x", type = "string", description = "d", value = function(ctx) ' .. body .. " end },"
+    return '{ name = "x", type = "string", description = "d", value = function(ctx) '
+        .. body .. " end },"
 end
 
 describe("sandbox", function()
@@ -24,8 +25,8 @@ describe("sandbox", function()
     it("copies plain values in and out exactly", function()
         local sb = core.sandbox({ path = package.path, entry = "phonehome.sandbox.entry" })
         local ok, t = sb:call("read_data",
-            "return { big = 9223372036854775807, small = -9223372036854775807 - 1, f = 0.5, s = 'x\\0y', "
-            .. "nested = { { true, false } }, [3] = 'three' }", "@data")
+            "return { big = 9223372036854775807, small = -9223372036854775807 - 1, f = 0.5, "
+            .. "s = 'x\\0y', nested = { { true, false } }, [3] = 'three' }", "@data")
         assert.is_true(ok)
         assert.are.same({ big = math.maxinteger, small = math.mininteger, f = 0.5, s = "x\0y",
                           nested = { { true, false } }, [3] = "three" }, t)
@@ -42,7 +43,8 @@ describe("sandbox", function()
 
     it("has no function the caller did not export", function()
         local sb = core.sandbox({ path = package.path, entry = "phonehome.sandbox.entry" })
-        assert.has_error(function() sb:call("os_execute") end, "sandbox has no function 'os_execute'")
+        assert.has_error(function() sb:call("os_execute") end,
+            "sandbox has no function 'os_execute'")
         sb:close()
         assert.has_error(function() sb:call("load") end, "sandbox is closed")
     end)
@@ -50,7 +52,9 @@ describe("sandbox", function()
     it("rejects bad limits", function()
         assert.has_error(function() core.sandbox({ path = "", entry = "x", memory = 10 }) end)
         assert.has_error(function() core.sandbox({ path = "", entry = "x", timeout = -1 }) end)
-        assert.has_error(function() core.sandbox({ path = package.path, entry = "no.such.module" }) end)
+        assert.has_error(function()
+            core.sandbox({ path = package.path, entry = "no.such.module" })
+        end)
     end)
 
     for _, name in ipairs({ "io", "debug", "dofile", "loadfile", "print", "package",
@@ -71,12 +75,13 @@ describe("sandbox", function()
     end
 
     it("does not let a script change the library its report is encoded with", function()
-        local p = assert(open(field("require('phonehome.json').encode = function() return '{}' end return 'x'")))
+        local p = assert(open(field("require('phonehome.json').encode = function() return '{}' end "
+            .. "return 'x'")))
         local _, errors = build(p)
         assert.matches("module phonehome.json is read%-only %(encode%)", errors[1])
         -- rawset reaches only the script's own view of the module
-        p = assert(open(field("rawset(require('phonehome.json'), 'encode', function() return '{}' end) "
-            .. "return 'x'")))
+        p = assert(open(field("rawset(require('phonehome.json'), 'encode', "
+            .. "function() return '{}' end) return 'x'")))
         assert.are.equal('{"x":"x"}', build(p))
     end)
 
@@ -108,7 +113,8 @@ describe("sandbox", function()
     end)
 
     it("kills a loop even when the script catches the error", function()
-        local p = assert(open(field("for _ = 1, 100 do pcall(function() while true do end end) end return 'y'")))
+        local p = assert(open(field("for _ = 1, 100 do pcall(function() while true do end end) end "
+            .. "return 'y'")))
         local t0 = core.monotonic()
         local json, errors = build(p)
         assert.is_nil(json)
@@ -117,13 +123,16 @@ describe("sandbox", function()
     end)
 
     it("caps memory, and the state works again afterwards", function()
-        local p = assert(open('{ name = "x", type = "int", description = "d", value = function(ctx) '
-            .. 'if ctx.settings.big then local t = {} for i = 1, 1e8 do t[i] = i end end return 1 end },',
+        local p = assert(open('{ name = "x", type = "int", description = "d", '
+            .. 'value = function(ctx) if ctx.settings.big then '
+            .. 'local t = {} for i = 1, 1e8 do t[i] = i end end return 1 end },',
             'settings = { { name = "big", type = "bool", default = false, description = "d" } },'))
-        local json, errors = p:build({ settings = { big = true }, instance_id = "i", session_id = "s" })
+        local json, errors = p:build({ settings = { big = true }, instance_id = "i",
+                                       session_id = "s" })
         assert.is_nil(json)
         assert.matches("field 'x': script exceeded its memory limit of 8192 KiB", errors[1])
-        assert.are.equal('{"x":1}', p:build({ settings = { big = false }, instance_id = "i", session_id = "s" }))
+        assert.are.equal('{"x":1}',
+            p:build({ settings = { big = false }, instance_id = "i", session_id = "s" }))
         assert.is_true(p.sandbox:memory() < 8 * 1024 * 1024)
     end)
 
