@@ -11,7 +11,7 @@
 #define PHONEHOME_PARTDIR "/usr/local/lib/phonehome"
 #endif
 
-static char core_partdir[PATH_MAX]; /* where http.so and collect.so are */
+static char core_partdir[PATH_MAX]; /* where the parts (http_client.so, ...) are */
 
 /* A failure of the environment, not of the caller: nil, "what: reason", code.
  * err is a libuv error (negative) or an errno value (positive). */
@@ -58,9 +58,9 @@ static const core_api core_lent = {core_fail, core_class, loop_pcall, loop_main_
 static const struct {
     const char *name, *part, *entry;
 } core_parts[] = {
-    {"http", "http.so", "phonehome_http_open"},
-    {"httpd", "collect.so", "phonehome_collect_open"},
-    {"db_open", "collect.so", "phonehome_collect_open"},
+    {"http", "http_client.so", "phonehome_http_client_open"},
+    {"httpd", "http_server.so", "phonehome_http_server_open"},
+    {"db_open", "sqlite.so", "phonehome_sqlite_open"},
 };
 
 /* __index of the module: a function of a part not loaded yet loads that part. The
@@ -107,7 +107,7 @@ int luaopen_phonehome_core(lua_State *L)
 {
     lua_newtable(L);
     probe_open(L);
-    host_open(L);
+    sandbox_open(L);
     store_open(L);
     loop_open(L);
     lua_createtable(L, 0, 1);

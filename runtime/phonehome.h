@@ -17,8 +17,8 @@ void core_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFu
 /* probe.c: system and process probes */
 void probe_open(lua_State *L);
 
-/* host.c: sandboxed product states */
-void host_open(lua_State *L);
+/* sandbox.c: sandboxed product states */
+void sandbox_open(lua_State *L);
 
 /* store.c: files, directories and identifiers */
 void store_open(lua_State *L);
@@ -28,8 +28,9 @@ void loop_open(lua_State *L);
 int loop_pcall(lua_State *L, int nargs, int nres);
 lua_State *loop_main_thread(lua_State *L);
 
-/* What core lends the parts it loads on first use (http.so: libcurl; collect.so:
- * libmicrohttpd and SQLite), so that a command that needs neither never maps them. */
+/* What core lends the parts it loads on first use (http_client.so: libcurl;
+ * http_server.so: libmicrohttpd; sqlite.so: SQLite), so that a command that needs none
+ * of them never maps them. */
 typedef struct core_api {
     int (*fail)(lua_State *L, const char *what, int err);
     void (*class_)(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
@@ -42,11 +43,13 @@ typedef struct core_api {
 typedef void (*core_part_open)(lua_State *L, const core_api *api);
 void core_set_partdir(const char *dir);
 
-/* db.c, collect.c (collect.so): SQLite and the collector's HTTP server */
-void db_open_module(lua_State *L, const core_api *api);
-void phonehome_collect_open(lua_State *L, const core_api *api);
+/* http_client.c (http_client.so): HTTP requests on the loop (libcurl multi) */
+void phonehome_http_client_open(lua_State *L, const core_api *api);
 
-/* http.c (http.so): HTTP requests on the loop (libcurl multi) */
-void phonehome_http_open(lua_State *L, const core_api *api);
+/* http_server.c (http_server.so): the collector's HTTP server (libmicrohttpd) */
+void phonehome_http_server_open(lua_State *L, const core_api *api);
+
+/* sqlite.c (sqlite.so): the SQLite binding */
+void phonehome_sqlite_open(lua_State *L, const core_api *api);
 
 #endif

@@ -1,4 +1,4 @@
-/* collect.c: the HTTP server of `phonehome collect`: libmicrohttpd in external epoll
+/* http_server.c: the HTTP server of `phonehome collect`: libmicrohttpd in external epoll
  * mode on the libuv loop; each complete request is handed to a Lua handler. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -374,9 +374,8 @@ static const luaL_Reg httpd_methods[] = {
     {NULL, NULL}
 };
 
-void phonehome_collect_open(lua_State *L, const core_api *core)
+void phonehome_http_server_open(lua_State *L, const core_api *core)
 {
     api = core;
-    db_open_module(L, core);
     api->class_(L, HTTPD_HANDLE, httpd_methods, httpd_close, "httpd", httpd_new);
 }

@@ -1,5 +1,5 @@
-/* http.c: HTTP requests through one long-lived libcurl multi handle driven by the libuv
- * loop; each request ends in a Lua callback. */
+/* http_client.c: HTTP requests through one long-lived libcurl multi handle driven by the
+ * libuv loop; each request ends in a Lua callback. */
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -352,7 +352,7 @@ static int http_shutdown(lua_State *L)
     return 0;
 }
 
-void phonehome_http_open(lua_State *L, const core_api *core)
+void phonehome_http_client_open(lua_State *L, const core_api *core)
 {
     api = core;
     lua_newuserdatauv(L, 1, 0);               /* t sentinel */
