@@ -3,8 +3,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
-#include <uv.h>
 #include "phonehome.h"
 
 #ifndef PHONEHOME_PARTDIR
@@ -13,47 +11,13 @@
 
 static char core_partdir[PATH_MAX]; /* where the parts (http_client.so, ...) are */
 
-/* A failure of the environment, not of the caller: nil, "what: reason", code.
- * err is a libuv error (negative) or an errno value (positive). */
-int core_fail(lua_State *L, const char *what, int err)
-{
-    lua_pushnil(L);
-    if (err < 0)
-        lua_pushfstring(L, "%s: %s", what, uv_strerror(err));
-    else
-        lua_pushfstring(L, "%s: %s", what, strerror(err));
-    lua_pushinteger(L, err < 0 ? -err : err);
-    return 3;
-}
-
-/* Registers the metatable of a userdata class: methods as __index; close serves as
- * __gc and __close; then puts the constructor into the module table on top. */
-void core_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
-                const char *ctor_name, lua_CFunction ctor)
-{
-    if (luaL_newmetatable(L, name)) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, close);
-        lua_setfield(L, -2, "__close");
-    }
-    lua_pop(L, 1);
-    if (ctor != NULL) {
-        lua_pushcfunction(L, ctor);
-        lua_setfield(L, -2, ctor_name);
-    }
-}
-
 /* The binary says where its parts are; as a module, they are beside core.so. */
 void core_set_partdir(const char *dir)
 {
     snprintf(core_partdir, sizeof core_partdir, "%s", dir);
 }
 
-static const core_api core_lent = {core_fail, core_class, loop_pcall, loop_main_thread};
+static const core_api core_lent = {binding_fail, binding_class, loop_pcall, loop_main_thread};
 
 static const struct {
     const char *name, *part, *entry;
@@ -107,7 +71,7 @@ int luaopen_phonehome_core(lua_State *L)
 {
     lua_newtable(L);
     probe_open(L);
-    sandbox_open(L);
+    sandbox_open(L, luaopen_phonehome_core);
     store_open(L);
     loop_open(L);
     lua_createtable(L, 0, 1);

@@ -216,7 +216,7 @@ static int loop_watch(lua_State *L)
     uv_fs_event_init(uv_default_loop(), &h->u.fs);
     if ((err = uv_fs_event_start(&h->u.fs, loop_on_fs, dir, 0)) < 0) {
         loop_box_close(lua_touserdata(L, -1));
-        return core_fail(L, dir, err);
+        return binding_fail(L, dir, err);
     }
     return 1;
 }
@@ -233,6 +233,6 @@ static const luaL_Reg loop_funcs[] = {
 void loop_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"close", loop_handle_close}, {NULL, NULL}};
-    core_class(L, LOOP_HANDLE, methods, loop_handle_close, NULL, NULL);
+    binding_class(L, LOOP_HANDLE, methods, loop_handle_close, NULL, NULL);
     luaL_setfuncs(L, loop_funcs, 0);
 }

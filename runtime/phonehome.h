@@ -8,17 +8,20 @@
 
 #define PHONEHOME_VERSION "0.1.0"
 
-/* core.c: the phonehome.core module table */
+/* core.c: the phonehome.core module table; loads the parts on first use */
 int luaopen_phonehome_core(lua_State *L);
-int core_fail(lua_State *L, const char *what, int err);
-void core_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
-                const char *ctor_name, lua_CFunction ctor);
+void core_set_partdir(const char *dir);
+
+/* binding.c: helpers for writing the bindings */
+int binding_fail(lua_State *L, const char *what, int err);
+void binding_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
+                   const char *ctor_name, lua_CFunction ctor);
 
 /* probe.c: system and process probes */
 void probe_open(lua_State *L);
 
 /* sandbox.c: sandboxed product states */
-void sandbox_open(lua_State *L);
+void sandbox_open(lua_State *L, lua_CFunction open_core);
 
 /* store.c: files, directories and identifiers */
 void store_open(lua_State *L);
@@ -41,7 +44,6 @@ typedef struct core_api {
 
 /* Each part's entry: adds its functions to the module table on top of the stack. */
 typedef void (*core_part_open)(lua_State *L, const core_api *api);
-void core_set_partdir(const char *dir);
 
 /* http_client.c (http_client.so): HTTP requests on the loop (libcurl multi) */
 void phonehome_http_client_open(lua_State *L, const core_api *api);

@@ -23,6 +23,10 @@ typedef struct sandbox {
 
 static const char sandbox_entry_key = 'e'; /* registry: the entry table of the sandbox */
 
+/* Opens phonehome.core in a new sandbox: core.c's entry, handed down by sandbox_open so
+ * that this file does not call up into the module that opens it. */
+static lua_CFunction sandbox_open_core;
+
 /* Counts every byte so that a script can use at most sb->limit; Lua assumes a shrink
  * never fails, so only growth is refused. In 5.4, osize is a type tag when ptr is NULL. */
 static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -261,7 +265,7 @@ static int sandbox_init(lua_State *L)
         luaL_requiref(L, lib->name, lib->func, 1);
         lua_pop(L, 1);
     }
-    luaL_requiref(L, "phonehome.core", luaopen_phonehome_core, 0);
+    luaL_requiref(L, "phonehome.core", sandbox_open_core, 0);
     lua_pop(L, 1);
     lua_getglobal(L, "package");
     lua_pushstring(L, path);
@@ -328,7 +332,8 @@ static const luaL_Reg sandbox_methods[] = {
     {NULL, NULL}
 };
 
-void sandbox_open(lua_State *L)
+void sandbox_open(lua_State *L, lua_CFunction open_core)
 {
-    core_class(L, SANDBOX_HANDLE, sandbox_methods, sandbox_close, "sandbox", sandbox_new);
+    sandbox_open_core = open_core;
+    binding_class(L, SANDBOX_HANDLE, sandbox_methods, sandbox_close, "sandbox", sandbox_new);
 }
