@@ -4,17 +4,30 @@
 #include <uv.h>
 #include "phonehome.h"
 
-/* A failure of the environment, not of the caller: nil, "what: reason", code.
- * err is a libuv error (negative) or an errno value (positive). */
-int binding_fail(lua_State *L, const char *what, int err)
+/* The one return of a failure of the environment, not of the caller (a file missing, a
+ * connection refused; misuse raises instead): nil, "what: reason", errno [, code].
+ * what: the file or operation, or NULL for the reason alone; reason: NULL for the text
+ * of err. err: an errno value, or a libuv error (negative), returned positive; 0 when the
+ * system reported none, returned as nil. code: the failing library's own code (a SQLite
+ * extended result code), returned fourth; 0 when there is none, and then not returned.
+ * Call it once C owns nothing more: pushing may raise. */
+int binding_fail(lua_State *L, const char *what, const char *reason, int err, lua_Integer code)
 {
+    if (reason == NULL)
+        reason = err < 0 ? uv_strerror(err) : err > 0 ? strerror(err) : "failed";
     lua_pushnil(L);
-    if (err < 0)
-        lua_pushfstring(L, "%s: %s", what, uv_strerror(err));
+    if (what != NULL)
+        lua_pushfstring(L, "%s: %s", what, reason);
     else
-        lua_pushfstring(L, "%s: %s", what, strerror(err));
-    lua_pushinteger(L, err < 0 ? -err : err);
-    return 3;
+        lua_pushstring(L, reason);
+    if (err != 0)
+        lua_pushinteger(L, err < 0 ? -(lua_Integer)err : err);
+    else
+        lua_pushnil(L);
+    if (code == 0)
+        return 3;
+    lua_pushinteger(L, code);
+    return 4;
 }
 
 /* Registers the metatable of a userdata class: methods as __index; close serves as

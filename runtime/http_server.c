@@ -294,10 +294,10 @@ static int httpd_new(lua_State *L)
                               MHD_OPTION_END);
     if (s->mhd == NULL) {
         int err = errno;
-        lua_pushnil(L);
-        lua_pushfstring(L, "cannot listen on %s: %s", listen,
-                        cert && err == 0 ? "bad TLS certificate or key" : strerror(err ? err : EADDRINUSE));
-        return 2;
+        const char *what = lua_pushfstring(L, "cannot listen on %s", listen);
+        if (cert != NULL && err == 0)
+            return api->fail(L, what, "bad TLS certificate or key", 0, 0);
+        return api->fail(L, what, NULL, err ? err : EADDRINUSE, 0);
     }
     info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
     fd = info ? info->epoll_fd : -1;

@@ -216,7 +216,7 @@ static int loop_watch(lua_State *L)
     uv_fs_event_init(uv_default_loop(), &h->u.fs);
     if ((err = uv_fs_event_start(&h->u.fs, loop_on_fs, dir, 0)) < 0) {
         loop_box_close(lua_touserdata(L, -1));
-        return binding_fail(L, dir, err);
+        return binding_fail(L, dir, NULL, err, 0);
     }
     return 1;
 }

@@ -13,7 +13,7 @@ int luaopen_phonehome_core(lua_State *L);
 void core_set_partdir(const char *dir);
 
 /* binding.c: helpers for writing the bindings */
-int binding_fail(lua_State *L, const char *what, int err);
+int binding_fail(lua_State *L, const char *what, const char *reason, int err, lua_Integer code);
 void binding_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
                    const char *ctor_name, lua_CFunction ctor);
 
@@ -35,7 +35,7 @@ lua_State *loop_main_thread(lua_State *L);
  * http_server.so: libmicrohttpd; sqlite.so: SQLite), so that a command that needs none
  * of them never maps them. */
 typedef struct core_api {
-    int (*fail)(lua_State *L, const char *what, int err);
+    int (*fail)(lua_State *L, const char *what, const char *reason, int err, lua_Integer code);
     void (*class_)(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
                    const char *ctor_name, lua_CFunction ctor);
     int (*pcall)(lua_State *L, int nargs, int nres);

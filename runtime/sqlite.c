@@ -1,5 +1,6 @@
 /* sqlite.c: the SQLite binding: open, exec, run with parameters, rows; statements are
  * prepared once and kept. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
@@ -26,12 +27,21 @@ static sqlite_db *sqlite_check(lua_State *L)
     return d;
 }
 
+/* nil, "what: SQLite's message", the errno of a failure of the system (nil when it was
+ * not one), the extended result code. */
 static int sqlite_fail(lua_State *L, sqlite_db *d, const char *what)
 {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", what, sqlite3_errmsg(d->db));
-    lua_pushinteger(L, sqlite3_extended_errcode(d->db));
-    return 3;
+    int code = sqlite3_extended_errcode(d->db), err = 0;
+    switch (code & 0xff) {
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+        err = sqlite3_system_errno(d->db);
+        break;
+    default:
+        break;
+    }
+    return api->fail(L, what, sqlite3_errmsg(d->db), err, code);
 }
 
 static void sqlite_release(sqlite_db *d)
@@ -55,36 +65,36 @@ static int sqlite_close(lua_State *L)
     return 0;
 }
 
-/* core.db_open(path) -> db, or nil, message. The file is created if missing. */
+/* core.db_open(path) -> db, or nil, message, errno, code. The file is created if missing.
+ * The handle is a userdata made first, so that its finalizer closes what SQLite opened. */
 static int sqlite_open(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     sqlite_db *d = lua_newuserdatauv(L, sizeof *d, 0);
+    int rc;
+
     memset(d, 0, sizeof *d);
     luaL_setmetatable(L, SQLITE_HANDLE);
-    if (sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-        int r = d->db ? sqlite_fail(L, d, path) : api->fail(L, path, 12 /* ENOMEM */);
+    rc = sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        rc = d->db ? sqlite_fail(L, d, path) : api->fail(L, path, NULL, ENOMEM, SQLITE_NOMEM);
         sqlite_release(d);
-        return r;
+        return rc;
     }
     sqlite3_extended_result_codes(d->db, 1);
     sqlite3_busy_timeout(d->db, 5000);
     return 1;
 }
 
-/* db:exec(sql) runs one or more statements without parameters: true, or nil, message. */
+/* db:exec(sql) runs one or more statements without parameters: true, or nil, message,
+ * errno, code. */
 static int sqlite_exec(lua_State *L)
 {
     sqlite_db *d = sqlite_check(L);
     const char *sql = luaL_checkstring(L, 2);
-    char *err = NULL;
-    if (sqlite3_exec(d->db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        lua_pushnil(L);
-        lua_pushstring(L, err ? err : sqlite3_errmsg(d->db));
-        lua_pushinteger(L, sqlite3_extended_errcode(d->db));
-        sqlite3_free(err);
-        return 3;
-    }
+    /* no copy of the message asked for: sqlite3_errmsg has it, and nothing is to free */
+    if (sqlite3_exec(d->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return sqlite_fail(L, d, NULL);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -176,7 +186,7 @@ static sqlite3_stmt *sqlite_start(lua_State *L, sqlite_db *d, const char *sql, i
     return stmt;
 }
 
-/* db:run(sql, ...) -> changes, last rowid; or nil, message, extended code. */
+/* db:run(sql, ...) -> changes, last rowid; or nil, message, errno, extended code. */
 static int sqlite_run(lua_State *L)
 {
     sqlite_db *d = sqlite_check(L);
@@ -196,7 +206,8 @@ static int sqlite_run(lua_State *L)
     return 2;
 }
 
-/* db:rows(sql, ...) -> a list of rows, each a table by column name; or nil, message. */
+/* db:rows(sql, ...) -> a list of rows, each a table by column name; or nil, message,
+ * errno, extended code. */
 static int sqlite_rows(lua_State *L)
 {
     sqlite_db *d = sqlite_check(L);
