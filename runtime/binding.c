@@ -1,5 +1,6 @@
-/* binding.c: helpers for writing the Lua bindings: the one failure return and the
- * registration of a userdata class. Every file of the host uses them; they call none. */
+/* binding.c: helpers for writing the Lua bindings: the one failure return, the fields of
+ * a table argument, the registration of a userdata class. Every file of the host uses
+ * them; they call none. */
 #include <string.h>
 #include <uv.h>
 #include "phonehome.h"
@@ -49,4 +50,39 @@ void binding_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_
         lua_pushcfunction(L, ctor);
         lua_setfield(L, -2, ctor_name);
     }
+}
+
+/* Raises the error of a bad field of the table argument arg, in luaL_argerror's words. */
+int binding_field_error(lua_State *L, int arg, const char *key, const char *msg)
+{
+    return luaL_error(L, "bad field '%s' in argument #%d (%s)", key, arg, msg);
+}
+
+/* Pushes field key of the table argument arg, checked as luaL_check* checks an argument:
+ * of the given type (a LUA_T* constant, or BINDING_TINTEGER for a number with an integer
+ * value, pushed as an integer), or nil when optional. Returns 0 when it is nil, else 1.
+ * The value stays on the stack, so that a string read from it stays valid. Strings and
+ * numbers are not converted into each other: a field of the wrong type is misuse. */
+int binding_field(lua_State *L, int arg, const char *key, int type, int optional)
+{
+    int t, exact;
+    lua_Integer n;
+
+    luaL_checktype(L, arg, LUA_TTABLE);
+    t = lua_getfield(L, arg, key);                      /* ... value */
+    if (t == LUA_TNIL && optional)
+        return 0;
+    if (type == BINDING_TINTEGER && t == LUA_TNUMBER) {
+        n = lua_tointegerx(L, -1, &exact);
+        if (!exact)
+            return binding_field_error(L, arg, key, "number has no integer representation");
+        lua_pop(L, 1);
+        lua_pushinteger(L, n);                          /* ... integer */
+        return 1;
+    }
+    if (t != (type == BINDING_TINTEGER ? LUA_TNUMBER : type))
+        return binding_field_error(L, arg, key, lua_pushfstring(L, "%s expected, got %s",
+                                   type == BINDING_TINTEGER ? "integer" : lua_typename(L, type),
+                                   luaL_typename(L, -1)));
+    return 1;
 }

@@ -258,20 +258,21 @@ static int httpd_new(lua_State *L)
     int fd;
 
     luaL_checktype(L, 1, LUA_TTABLE);
-    lua_getfield(L, 1, "listen");
-    lua_getfield(L, 1, "max_body");
-    lua_getfield(L, 1, "handler");
-    lua_getfield(L, 1, "tls_cert");
-    lua_getfield(L, 1, "tls_key");
-    cert = luaL_optstring(L, 5, NULL);
-    key = luaL_optstring(L, 6, NULL);
+    lua_settop(L, 1);
+    api->field(L, 1, "listen", LUA_TSTRING, 0);               /* 2 */
+    api->field(L, 1, "max_body", BINDING_TINTEGER, 1);        /* 3 */
+    api->field(L, 1, "handler", LUA_TFUNCTION, 0);            /* 4 */
+    api->field(L, 1, "tls_cert", LUA_TSTRING, 1);             /* 5 */
+    api->field(L, 1, "tls_key", LUA_TSTRING, 1);              /* 6 */
+    listen = lua_tostring(L, 2);
+    max_body = luaL_optinteger(L, 3, 1024 * 1024);
+    cert = lua_tostring(L, 5);
+    key = lua_tostring(L, 6);
     luaL_argcheck(L, (cert == NULL) == (key == NULL), 1, "tls_cert and tls_key go together");
     if (cert != NULL)
         flags |= MHD_USE_TLS;
-    listen = luaL_checkstring(L, 2);
-    max_body = luaL_optinteger(L, 3, 1024 * 1024);
-    luaL_checktype(L, 4, LUA_TFUNCTION);
-    luaL_argcheck(L, max_body > 0, 1, "max_body must be positive");
+    if (max_body <= 0)
+        return api->field_error(L, 1, "max_body", "must be positive");
     if (httpd_parse_listen(listen, &sa) < 0)
         return luaL_error(L, "listen address '%s' is not IPv4-ADDRESS:PORT", listen);
 

@@ -16,6 +16,9 @@ void core_set_partdir(const char *dir);
 int binding_fail(lua_State *L, const char *what, const char *reason, int err, lua_Integer code);
 void binding_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
                    const char *ctor_name, lua_CFunction ctor);
+#define BINDING_TINTEGER 100 /* for binding_field: a number with an integer value */
+int binding_field(lua_State *L, int arg, const char *key, int type, int optional);
+int binding_field_error(lua_State *L, int arg, const char *key, const char *msg);
 
 /* probe.c: system and process probes */
 void probe_open(lua_State *L);
@@ -38,6 +41,8 @@ typedef struct core_api {
     int (*fail)(lua_State *L, const char *what, const char *reason, int err, lua_Integer code);
     void (*class_)(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
                    const char *ctor_name, lua_CFunction ctor);
+    int (*field)(lua_State *L, int arg, const char *key, int type, int optional);
+    int (*field_error)(lua_State *L, int arg, const char *key, const char *msg);
     int (*pcall)(lua_State *L, int nargs, int nres);
     lua_State *(*main_thread)(lua_State *L);
 } core_api;

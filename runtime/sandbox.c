@@ -292,16 +292,19 @@ static int sandbox_new(lua_State *C)
     int status;
 
     luaL_checktype(C, 1, LUA_TTABLE);
-    lua_getfield(C, 1, "path");
-    lua_getfield(C, 1, "entry");
-    lua_getfield(C, 1, "memory");
-    lua_getfield(C, 1, "timeout");
-    path = luaL_checkstring(C, 2);
-    entry = luaL_checkstring(C, 3);
+    lua_settop(C, 1);
+    binding_field(C, 1, "path", LUA_TSTRING, 0);         /* t path */
+    binding_field(C, 1, "entry", LUA_TSTRING, 0);        /* t path entry */
+    binding_field(C, 1, "memory", BINDING_TINTEGER, 1);  /* t path entry memory */
+    binding_field(C, 1, "timeout", LUA_TNUMBER, 1);      /* t path entry memory timeout */
+    path = lua_tostring(C, 2);
+    entry = lua_tostring(C, 3);
     memory = luaL_optinteger(C, 4, 64 * 1024 * 1024);
     timeout = luaL_optnumber(C, 5, 1.0);
-    luaL_argcheck(C, memory >= 256 * 1024, 1, "memory below 256 KiB");
-    luaL_argcheck(C, timeout > 0 && timeout <= 3600, 1, "timeout not in (0, 3600] seconds");
+    if (memory < 256 * 1024)
+        return binding_field_error(C, 1, "memory", "below 256 KiB");
+    if (!(timeout > 0 && timeout <= 3600))
+        return binding_field_error(C, 1, "timeout", "not in (0, 3600] seconds");
 
     sb = lua_newuserdatauv(C, sizeof *sb, 0);
     memset(sb, 0, sizeof *sb);
