@@ -1,6 +1,9 @@
 /* binding.c: helpers for writing the Lua bindings: the one failure return, the fields of
- * a table argument, the registration of a userdata class. Every file of the host uses
- * them; they call none. */
+ * a table argument, the registration of a userdata class, and the log line for what
+ * cannot be returned to a caller. Every file of the host uses them; they call none. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 #include "phonehome.h"
@@ -85,4 +88,86 @@ int binding_field(lua_State *L, int arg, const char *key, int type, int optional
                                    type == BINDING_TINTEGER ? "integer" : lua_typename(L, type),
                                    luaL_typename(L, -1)));
     return 1;
+}
+
+/* A log line being written; what would not fit in cap - 1 bytes is cut (the newline
+ * always fits). */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} binding_line;
+
+static void binding_put(binding_line *b, const char *s, size_t n)
+{
+    if (n > b->cap - 1 - b->len)
+        n = b->cap - 1 - b->len;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+/* Appends a value as lib/phonehome/log.lua's quote() does: bare when it needs no quotes;
+ * else quoted, with \\, \" and \n escaped and other control characters as \xNN. */
+static void binding_quote(binding_line *b, const char *v)
+{
+    const unsigned char *c;
+    int bare = *v != '\0';
+    char esc[8];
+
+    for (c = (const unsigned char *)v; *c != '\0' && bare; c++)
+        if (*c == ' ' || *c < 0x20 || *c == 0x7f || *c == '"' || *c == '=' || *c == '\\')
+            bare = 0;
+    if (bare) {
+        binding_put(b, v, strlen(v));
+        return;
+    }
+    binding_put(b, "\"", 1);
+    for (c = (const unsigned char *)v; *c != '\0'; c++) {
+        if (*c == '\\' || *c == '"') {
+            esc[0] = '\\';
+            esc[1] = (char)*c;
+            binding_put(b, esc, 2);
+        } else if (*c == '\n') {
+            binding_put(b, "\\n", 2);
+        } else if (*c < 0x20 || *c == 0x7f) {
+            snprintf(esc, sizeof esc, "\\x%02x", *c);
+            binding_put(b, esc, 4);
+        } else {
+            binding_put(b, (const char *)c, 1);
+        }
+    }
+    binding_put(b, "\"", 1);
+}
+
+/* Writes one logfmt line on stderr, as lib/phonehome/log.lua does: level=LEVEL msg=MSG
+ * and, when key is not NULL, key=VALUE. For what C cannot return to a caller: an error
+ * in a callback, a library's own complaints. errno is kept. */
+void binding_log(const char *level, const char *msg, const char *key, const char *value)
+{
+    int saved = errno;
+    char fallback[1024];
+    binding_line b = {NULL, 0, 0};
+
+    if (value == NULL)
+        value = "";
+    b.cap = 32 + strlen(level) + 4 * strlen(msg) + (key ? strlen(key) + 4 * strlen(value) : 0);
+    if ((b.p = malloc(b.cap)) == NULL) {
+        b.p = fallback;
+        b.cap = sizeof fallback;
+    }
+    binding_put(&b, "level=", 6);
+    binding_put(&b, level, strlen(level));
+    binding_put(&b, " msg=", 5);
+    binding_quote(&b, msg);
+    if (key != NULL) {
+        binding_put(&b, " ", 1);
+        binding_put(&b, key, strlen(key));
+        binding_put(&b, "=", 1);
+        binding_quote(&b, value);
+    }
+    b.p[b.len++] = '\n';
+    fwrite(b.p, 1, b.len, stderr);
+    fflush(stderr);
+    if (b.p != fallback)
+        free(b.p);
+    errno = saved;
 }

@@ -18,7 +18,7 @@ void core_set_partdir(const char *dir)
 }
 
 static const core_api core_lent = {binding_fail, binding_class, binding_field, binding_field_error,
-                                   loop_pcall, loop_main_thread};
+                                   binding_log, loop_pcall, loop_main_thread};
 
 static const struct {
     const char *name, *part, *entry;

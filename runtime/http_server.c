@@ -86,23 +86,29 @@ static void httpd_client(struct MHD_Connection *c, char *out, size_t size)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, out, size);
 }
 
-/* Calls handler(request) -> status, body, content type [, headers], and queues the answer. */
-static enum MHD_Result httpd_dispatch(httpd *s, struct MHD_Connection *c, const char *method,
-                                      const char *url, request *req)
-{
-    lua_State *L = s->L;
-    int top = lua_gettop(L), status = 500;
-    size_t len = 0;
-    const char *body = "", *type = "text/plain";
-    char client[INET6_ADDRSTRLEN];
-    enum MHD_Result ret;
-    int headers = 0;
+/* What httpd_call needs to know of one request. */
+typedef struct httpd_call_args {
+    httpd *s;
+    struct MHD_Connection *c;
+    const char *method, *url;
+    request *req;
+} httpd_call_args;
 
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->handler_ref);
-    lua_createtable(L, 0, 8);
-    lua_pushstring(L, method);
+/* Runs protected: builds the request table and calls the handler with it; its four
+ * results are the answer. */
+static int httpd_call(lua_State *L)
+{
+    httpd_call_args *a = lua_touserdata(L, 1);
+    struct MHD_Connection *c = a->c;
+    request *req = a->req;
+    char client[INET6_ADDRSTRLEN];
+
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->s->handler_ref);  /* handler */
+    lua_createtable(L, 0, 8);                               /* handler request */
+    lua_pushstring(L, a->method);
     lua_setfield(L, -2, "method");
-    lua_pushstring(L, url);
+    lua_pushstring(L, a->url);
     lua_setfield(L, -2, "path");
     lua_pushlstring(L, req->body ? req->body : "", req->len);
     lua_setfield(L, -2, "body");
@@ -117,6 +123,25 @@ static enum MHD_Result httpd_dispatch(httpd *s, struct MHD_Connection *c, const 
     lua_newtable(L);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, httpd_collect_header, L);
     lua_setfield(L, -2, "query");
+    lua_call(L, 1, 4);                        /* status body type headers */
+    return 4;
+}
+
+/* Calls handler(request) -> status, body, content type [, headers], and queues the
+ * answer; an error in the handler fails this request alone, answered 500. */
+static enum MHD_Result httpd_dispatch(httpd *s, struct MHD_Connection *c, const char *method,
+                                      const char *url, request *req)
+{
+    lua_State *L = s->L;
+    int top = lua_gettop(L), status = 500;
+    size_t len = 0;
+    const char *body = "", *type = "text/plain";
+    httpd_call_args args = {s, c, method, url, req};
+    enum MHD_Result ret;
+    int headers = 0;
+
+    lua_pushcfunction(L, httpd_call);
+    lua_pushlightuserdata(L, &args);
     if (api->pcall(L, 1, 4) == 0) {
         status = lua_isinteger(L, -4) ? (int)lua_tointeger(L, -4) : 500;
         body = lua_isstring(L, -3) ? lua_tolstring(L, -3, &len) : "";
