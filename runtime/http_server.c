@@ -2,6 +2,9 @@
  * mode on the libuv loop; each complete request is handed to a Lua handler. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -247,6 +250,24 @@ static httpd *httpd_check(lua_State *L)
     return s;
 }
 
+/* libmicrohttpd's own complaints (MHD_USE_ERROR_LOG), as log lines like every other
+ * line that collect writes on stderr. */
+static void httpd_log(void *cls, const char *fmt, va_list ap)
+{
+    char text[512], msg[sizeof text + 16];
+    size_t len;
+    int saved = errno;
+
+    (void)cls;
+    vsnprintf(text, sizeof text, fmt, ap);
+    len = strlen(text);
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+        text[--len] = '\0';
+    snprintf(msg, sizeof msg, "libmicrohttpd: %s", text);
+    api->log("warn", msg, NULL, NULL);
+    errno = saved;
+}
+
 /* Parses "HOST:PORT" (an IPv4 address) into a socket address. */
 static int httpd_parse_listen(const char *listen, struct sockaddr_in *sa)
 {
@@ -278,6 +299,8 @@ static int httpd_new(lua_State *L)
     const char *listen, *cert, *key;
     lua_Integer max_body;
     unsigned int flags = MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem opts[12];
+    size_t n = 0;
     const union MHD_DaemonInfo *info;
     httpd *s;
     int fd;
@@ -308,15 +331,22 @@ static int httpd_new(lua_State *L)
     s->L = api->main_thread(L);
     s->max_body = (size_t)max_body;
     /* the key and certificate options are read only with MHD_USE_TLS */
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, s,
-                              MHD_OPTION_HTTPS_MEM_KEY, key ? key : "",
-                              MHD_OPTION_HTTPS_MEM_CERT, cert ? cert : "",
-                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                              MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, s,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1000,
-                              MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
+    /* the logger first, so that it hears every complaint; the key and certificate only
+     * with TLS, else libmicrohttpd complains of them */
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpd_log, NULL};
+    if (cert != NULL) {
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert};
+    }
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)httpd_completed, s};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 10, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 1000, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    errno = 0; /* still 0 after a failure: not one of the system (a bad key, say) */
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, s, MHD_OPTION_ARRAY, opts,
                               MHD_OPTION_END);
     if (s->mhd == NULL) {
         int err = errno;
