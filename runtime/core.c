@@ -1,4 +1,5 @@
-/* core.c: builds the phonehome.core module, the one door between C and Lua. */
+/* core.c: builds the phonehome.core module, the one door between C and Lua, from the
+ * parts linked in and, on first use of one of their functions, the parts loaded apart. */
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>

@@ -109,13 +109,18 @@ static int http_init(void)
         return 0;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return -1;
-    if ((http_timer = malloc(sizeof *http_timer)) == NULL)
-        return -1;
+    if ((http_timer = malloc(sizeof *http_timer)) == NULL
+        || (http_multi = curl_multi_init()) == NULL)
+        goto fail;
     uv_timer_init(uv_default_loop(), http_timer);
-    http_multi = curl_multi_init();
     curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, http_on_socket);
     curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, http_on_timer);
     return 0;
+fail:
+    free(http_timer);
+    http_timer = NULL;
+    curl_global_cleanup();
+    return -1;
 }
 
 static size_t http_on_body(char *data, size_t size, size_t n, void *userp)

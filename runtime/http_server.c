@@ -303,7 +303,7 @@ static int httpd_new(lua_State *L)
     size_t n = 0;
     const union MHD_DaemonInfo *info;
     httpd *s;
-    int fd;
+    int fd, err;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -330,7 +330,6 @@ static int httpd_new(lua_State *L)
     luaL_setmetatable(L, HTTPD_HANDLE);
     s->L = api->main_thread(L);
     s->max_body = (size_t)max_body;
-    /* the key and certificate options are read only with MHD_USE_TLS */
     /* the logger first, so that it hears every complaint; the key and certificate only
      * with TLS, else libmicrohttpd complains of them */
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpd_log, NULL};
@@ -348,8 +347,8 @@ static int httpd_new(lua_State *L)
     errno = 0; /* still 0 after a failure: not one of the system (a bad key, say) */
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, s, MHD_OPTION_ARRAY, opts,
                               MHD_OPTION_END);
+    err = errno;
     if (s->mhd == NULL) {
-        int err = errno;
         const char *what = lua_pushfstring(L, "cannot listen on %s", listen);
         if (cert != NULL && err == 0)
             return api->fail(L, what, "bad TLS certificate or key", 0, 0);
@@ -359,23 +358,25 @@ static int httpd_new(lua_State *L)
     fd = info ? info->epoll_fd : -1;
     s->poll = malloc(sizeof *s->poll);
     s->timer = malloc(sizeof *s->timer);
-    if (fd < 0 || s->poll == NULL || s->timer == NULL) {
-        free(s->poll);
-        free(s->timer);
-        s->poll = NULL;
-        s->timer = NULL;
-        MHD_stop_daemon(s->mhd);
-        s->mhd = NULL;
-        return luaL_error(L, "cannot set up the HTTP server on the loop");
-    }
-    uv_poll_init(uv_default_loop(), s->poll, fd);
+    err = fd < 0 ? EBADF : s->poll == NULL || s->timer == NULL ? ENOMEM : 0;
+    if (err != 0 || (err = -uv_poll_init(uv_default_loop(), s->poll, fd)) != 0)
+        goto fail;
     uv_timer_init(uv_default_loop(), s->timer);
     s->poll->data = s->timer->data = s;
     uv_poll_start(s->poll, UV_READABLE, httpd_on_poll);
+    /* from here on the userdata's finalizer closes all of it */
     lua_pushvalue(L, 4);
     s->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     httpd_schedule(s);
     return 1;
+fail:
+    free(s->poll);
+    free(s->timer);
+    s->poll = NULL;
+    s->timer = NULL;
+    MHD_stop_daemon(s->mhd);
+    s->mhd = NULL;
+    return api->fail(L, "cannot set up the HTTP server on the loop", NULL, err, 0);
 }
 
 /* The port it listens on (useful with port 0). */

@@ -106,8 +106,12 @@ static sqlite3_stmt *sqlite_prepare(sqlite_db *d, const char *sql)
     sqlite3_stmt *stmt = NULL;
 
     for (i = 0; i < SQLITE_CACHE; i++) {
-        if (d->cache[i].sql && strcmp(d->cache[i].sql, sql) == 0)
+        if (d->cache[i].sql && strcmp(d->cache[i].sql, sql) == 0) {
+            /* reset already, unless an error was raised while rows were read */
+            sqlite3_reset(d->cache[i].stmt);
+            sqlite3_clear_bindings(d->cache[i].stmt);
             return d->cache[i].stmt;
+        }
         if (d->cache[i].sql == NULL && free_slot < 0)
             free_slot = i;
     }
