@@ -16,14 +16,14 @@ CFLAGS  += $(OPT) $(WARN) -fPIC -D_GNU_SOURCE \
            -DPHONEHOME_CMODDIR='"$(CMODDIR)"' \
            -DPHONEHOME_PARTDIR='"$(PREFIX)/lib/phonehome"'
 
-CORE_SRC = runtime/core.c runtime/probe.c runtime/host.c runtime/store.c runtime/loop.c
+CORE_SRC = runtime/core.c runtime/binding.c runtime/probe.c runtime/sandbox.c runtime/store.c runtime/loop.c
 CORE_OBJ = $(CORE_SRC:runtime/%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ = $(BUILD)/obj/main.o
 BIN      = $(BUILD)/phonehome
 MODULE   = $(BUILD)/lib/phonehome/core.so
-# parts that core loads on first use, with the libraries only they need
-HTTP_SO    = $(BUILD)/lib/phonehome/http.so
-COLLECT_SO = $(BUILD)/lib/phonehome/collect.so
+# parts that core loads on first use, each with the library only it needs
+PART_NAMES = http_client http_server sqlite
+PARTS      = $(PART_NAMES:%=$(BUILD)/lib/phonehome/%.so)
 
 # Debian packages the build, the tests and the tools need.
 DEBS = make gcc pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check \
@@ -39,7 +39,7 @@ endif
 
 .PHONY: all deps run test spec lint sanitize bench install clean
 
-all: $(DEPS_STAMP) $(BIN) $(MODULE) $(HTTP_SO) $(COLLECT_SO)
+all: $(DEPS_STAMP) $(BIN) $(MODULE) $(PARTS)
 
 # Installs whatever Debian package is missing, as root or through sudo.
 $(DEPS_STAMP): Makefile
@@ -76,15 +76,14 @@ $(MODULE): $(CORE_OBJ)
 	@echo "LD $@"
 	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libuv uuid) -ldl
 
-$(HTTP_SO): $(BUILD)/obj/http.o
+# what each part links: only the library it binds, and those of core it uses
+PART_LIBS_http_client = libcurl libuv lua5.4
+PART_LIBS_http_server = libmicrohttpd libuv lua5.4
+PART_LIBS_sqlite      = sqlite3 lua5.4
+$(PARTS): $(BUILD)/lib/phonehome/%.so: $(BUILD)/obj/%.o
 	@mkdir -p $(dir $@)
 	@echo "LD $@"
-	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libcurl libuv lua5.4)
-
-$(COLLECT_SO): $(BUILD)/obj/collect.o $(BUILD)/obj/db.o
-	@mkdir -p $(dir $@)
-	@echo "LD $@"
-	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libmicrohttpd sqlite3 libuv lua5.4)
+	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs $(PART_LIBS_$*))
 
 # The main job: a collector on 127.0.0.1 and the daemon with every bundled product sent
 # to it, a day passing in 30 s; each report is printed as it arrives. Ctrl-C stops both.
@@ -119,7 +118,7 @@ SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover
 sanitize: $(DEPS_STAMP)
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/sanitize OPT="-O1 -g $(SAN)" \
 	    LDFLAGS="$(SAN)" $(BUILD)/sanitize/phonehome $(BUILD)/sanitize/lib/phonehome/core.so \
-	    $(BUILD)/sanitize/lib/phonehome/http.so $(BUILD)/sanitize/lib/phonehome/collect.so
+	    $(PART_NAMES:%=$(BUILD)/sanitize/lib/phonehome/%.so)
 	$(Q)PHONEHOME_BUILD=$(BUILD)/sanitize \
 	    LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -136,7 +135,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/phonehome/scripts \
 	    $(DESTDIR)$(PREFIX)/lib/phonehome
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/phonehome
-	install -m 0644 $(HTTP_SO) $(COLLECT_SO) $(DESTDIR)$(PREFIX)/lib/phonehome
+	install -m 0644 $(PARTS) $(DESTDIR)$(PREFIX)/lib/phonehome
 	for d in $$(cd lib && find phonehome -type d); do \
 	    install -d $(DESTDIR)$(PREFIX)/share/phonehome/lib/$$d && \
 	    install -m 0644 lib/$$d/*.lua $(DESTDIR)$(PREFIX)/share/phonehome/lib/$$d || exit 1; \

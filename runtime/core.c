@@ -1,51 +1,16 @@
-/* core.c: builds the phonehome.core module, the one door between C and Lua. */
+/* core.c: builds the phonehome.core module, the one door between C and Lua, from the
+ * parts linked in and, on first use of one of their functions, the parts loaded apart. */
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
-#include <uv.h>
 #include "phonehome.h"
 
 #ifndef PHONEHOME_PARTDIR
 #define PHONEHOME_PARTDIR "/usr/local/lib/phonehome"
 #endif
 
-static char core_partdir[PATH_MAX]; /* where http.so and collect.so are */
-
-/* A failure of the environment, not of the caller: nil, "what: reason", code.
- * err is a libuv error (negative) or an errno value (positive). */
-int core_fail(lua_State *L, const char *what, int err)
-{
-    lua_pushnil(L);
-    if (err < 0)
-        lua_pushfstring(L, "%s: %s", what, uv_strerror(err));
-    else
-        lua_pushfstring(L, "%s: %s", what, strerror(err));
-    lua_pushinteger(L, err < 0 ? -err : err);
-    return 3;
-}
-
-/* Registers the metatable of a userdata class: methods as __index; close serves as
- * __gc and __close; then puts the constructor into the module table on top. */
-void core_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
-                const char *ctor_name, lua_CFunction ctor)
-{
-    if (luaL_newmetatable(L, name)) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, close);
-        lua_setfield(L, -2, "__close");
-    }
-    lua_pop(L, 1);
-    if (ctor != NULL) {
-        lua_pushcfunction(L, ctor);
-        lua_setfield(L, -2, ctor_name);
-    }
-}
+static char core_partdir[PATH_MAX]; /* where the parts (http_client.so, ...) are */
 
 /* The binary says where its parts are; as a module, they are beside core.so. */
 void core_set_partdir(const char *dir)
@@ -53,14 +18,15 @@ void core_set_partdir(const char *dir)
     snprintf(core_partdir, sizeof core_partdir, "%s", dir);
 }
 
-static const core_api core_lent = {core_fail, core_class, loop_pcall, loop_main_thread};
+static const core_api core_lent = {binding_fail, binding_class, binding_field, binding_field_error,
+                                   binding_log, loop_pcall, loop_main_thread};
 
 static const struct {
     const char *name, *part, *entry;
 } core_parts[] = {
-    {"http", "http.so", "phonehome_http_open"},
-    {"httpd", "collect.so", "phonehome_collect_open"},
-    {"db_open", "collect.so", "phonehome_collect_open"},
+    {"http", "http_client.so", "phonehome_http_client_open"},
+    {"httpd", "http_server.so", "phonehome_http_server_open"},
+    {"db_open", "sqlite.so", "phonehome_sqlite_open"},
 };
 
 /* __index of the module: a function of a part not loaded yet loads that part. The
@@ -107,7 +73,7 @@ int luaopen_phonehome_core(lua_State *L)
 {
     lua_newtable(L);
     probe_open(L);
-    host_open(L);
+    sandbox_open(L, luaopen_phonehome_core);
     store_open(L);
     loop_open(L);
     lua_createtable(L, 0, 1);

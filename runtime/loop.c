@@ -1,5 +1,5 @@
-/* loop.c: the libuv loop as Lua sees it: run and stop, one-shot timers, signals;
- * every callback into Lua goes through loop_pcall. */
+/* loop.c: the libuv loop as Lua sees it: run and stop, one-shot timers, signals, watched
+ * directories; every callback into Lua goes through loop_pcall. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +24,6 @@ typedef struct {
     loop_handle *h;
 } loop_box;
 
-static const char loop_error_key = 'e'; /* registry: the first error raised in a callback */
-
 static int loop_traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
@@ -36,22 +34,21 @@ static int loop_traceback(lua_State *L)
 }
 
 /* Calls the function below nargs arguments on L's stack, protected, with a traceback.
- * An error stops the loop and is kept, for loop_run to raise in its caller. */
+ * An error fails that callback alone: it is logged as one line and the loop goes on.
+ * Returns 0 with nres results pushed, or -1 with nothing pushed. */
 int loop_pcall(lua_State *L, int nargs, int nres)
 {
     int base = lua_gettop(L) - nargs, status;
+    const char *msg;
+
     lua_pushcfunction(L, loop_traceback);
-    lua_insert(L, base);
-    status = lua_pcall(L, nargs, nres, base);
+    lua_insert(L, base);                       /* ... traceback f args */
+    status = lua_pcall(L, nargs, nres, base);  /* ... traceback results|error */
     lua_remove(L, base);
     if (status != LUA_OK) {
-        if (lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_error_key) == LUA_TNIL) {
-            lua_pop(L, 1);
-            lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_error_key);
-        } else {
-            lua_pop(L, 2);
-        }
-        uv_stop(uv_default_loop());
+        msg = lua_tostring(L, -1);
+        binding_log("error", "callback failed", "error", msg ? msg : "(no message)");
+        lua_pop(L, 1);
         return -1;
     }
     return 0;
@@ -67,16 +64,12 @@ lua_State *loop_main_thread(lua_State *L)
     return main;
 }
 
-/* core.run(): runs the loop until nothing is active or core.stop() is called; raises
- * the first error a callback raised. */
+/* core.run(): runs the loop until nothing is active or core.stop() is called. An error
+ * in a callback fails that callback, not the loop: it is logged, never raised here. */
 static int loop_run(lua_State *L)
 {
+    (void)L;
     uv_run(uv_default_loop(), UV_RUN_DEFAULT);
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_error_key) != LUA_TNIL) {
-        lua_pushnil(L);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_error_key);
-        return lua_error(L);
-    }
     return 0;
 }
 
@@ -115,9 +108,12 @@ static int loop_handle_close(lua_State *L)
     return 0;
 }
 
-/* Makes the userdata and its handle; the handle is anchored until closed. */
+/* Makes the userdata and its handle, anchored until closed; nothing raises once the
+ * handle is allocated, so the caller initialises it before anything can close it. */
 static loop_handle *loop_handle_new(lua_State *L, int fn_index)
 {
+    lua_State *main = loop_main_thread(L);
+    int fn_ref, self_ref;
     loop_box *b;
     loop_handle *h;
 
@@ -125,15 +121,19 @@ static loop_handle *loop_handle_new(lua_State *L, int fn_index)
     b = lua_newuserdatauv(L, sizeof *b, 0);
     b->h = NULL;
     luaL_setmetatable(L, LOOP_HANDLE);
-    h = calloc(1, sizeof *h);
-    if (h == NULL)
-        luaL_error(L, "out of memory");
-    b->h = h;
-    h->L = loop_main_thread(L);
     lua_pushvalue(L, fn_index);
-    h->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, -1);
-    h->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if ((h = calloc(1, sizeof *h)) == NULL) {
+        luaL_unref(L, LUA_REGISTRYINDEX, fn_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, self_ref);
+        luaL_error(L, "out of memory");
+    }
+    h->L = main;
+    h->fn_ref = fn_ref;
+    h->self_ref = self_ref;
+    b->h = h;
     return h;
 }
 
@@ -216,7 +216,7 @@ static int loop_watch(lua_State *L)
     uv_fs_event_init(uv_default_loop(), &h->u.fs);
     if ((err = uv_fs_event_start(&h->u.fs, loop_on_fs, dir, 0)) < 0) {
         loop_box_close(lua_touserdata(L, -1));
-        return core_fail(L, dir, err);
+        return binding_fail(L, dir, NULL, err, 0);
     }
     return 1;
 }
@@ -233,6 +233,6 @@ static const luaL_Reg loop_funcs[] = {
 void loop_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"close", loop_handle_close}, {NULL, NULL}};
-    core_class(L, LOOP_HANDLE, methods, loop_handle_close, NULL, NULL);
+    binding_class(L, LOOP_HANDLE, methods, loop_handle_close, NULL, NULL);
     luaL_setfuncs(L, loop_funcs, 0);
 }

@@ -90,7 +90,7 @@ static void main_partdir(void)
     char *slash;
     if (uv_exepath(exe, &len) == 0 && (slash = strrchr(exe, '/')) != NULL) {
         *slash = '\0';
-        snprintf(dir, sizeof dir, "%s/lib/phonehome/http.so", exe);
+        snprintf(dir, sizeof dir, "%s/lib/phonehome/http_client.so", exe);
         if (access(dir, R_OK) == 0) {
             snprintf(dir, sizeof dir, "%s/lib/phonehome", exe);
             core_set_partdir(dir);

@@ -8,17 +8,24 @@
 
 #define PHONEHOME_VERSION "0.1.0"
 
-/* core.c: the phonehome.core module table */
+/* core.c: the phonehome.core module table; loads the parts on first use */
 int luaopen_phonehome_core(lua_State *L);
-int core_fail(lua_State *L, const char *what, int err);
-void core_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
-                const char *ctor_name, lua_CFunction ctor);
+void core_set_partdir(const char *dir);
+
+/* binding.c: helpers for writing the bindings */
+int binding_fail(lua_State *L, const char *what, const char *reason, int err, lua_Integer code);
+void binding_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
+                   const char *ctor_name, lua_CFunction ctor);
+#define BINDING_TINTEGER 100 /* for binding_field: a number with an integer value */
+int binding_field(lua_State *L, int arg, const char *key, int type, int optional);
+int binding_field_error(lua_State *L, int arg, const char *key, const char *msg);
+void binding_log(const char *level, const char *msg, const char *key, const char *value);
 
 /* probe.c: system and process probes */
 void probe_open(lua_State *L);
 
-/* host.c: sandboxed product states */
-void host_open(lua_State *L);
+/* sandbox.c: sandboxed product states */
+void sandbox_open(lua_State *L, lua_CFunction open_core);
 
 /* store.c: files, directories and identifiers */
 void store_open(lua_State *L);
@@ -28,25 +35,30 @@ void loop_open(lua_State *L);
 int loop_pcall(lua_State *L, int nargs, int nres);
 lua_State *loop_main_thread(lua_State *L);
 
-/* What core lends the parts it loads on first use (http.so: libcurl; collect.so:
- * libmicrohttpd and SQLite), so that a command that needs neither never maps them. */
+/* What core lends the parts it loads on first use (http_client.so: libcurl;
+ * http_server.so: libmicrohttpd; sqlite.so: SQLite), so that a command that needs none
+ * of them never maps them. */
 typedef struct core_api {
-    int (*fail)(lua_State *L, const char *what, int err);
+    int (*fail)(lua_State *L, const char *what, const char *reason, int err, lua_Integer code);
     void (*class_)(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
                    const char *ctor_name, lua_CFunction ctor);
+    int (*field)(lua_State *L, int arg, const char *key, int type, int optional);
+    int (*field_error)(lua_State *L, int arg, const char *key, const char *msg);
+    void (*log)(const char *level, const char *msg, const char *key, const char *value);
     int (*pcall)(lua_State *L, int nargs, int nres);
     lua_State *(*main_thread)(lua_State *L);
 } core_api;
 
 /* Each part's entry: adds its functions to the module table on top of the stack. */
 typedef void (*core_part_open)(lua_State *L, const core_api *api);
-void core_set_partdir(const char *dir);
 
-/* db.c, collect.c (collect.so): SQLite and the collector's HTTP server */
-void db_open_module(lua_State *L, const core_api *api);
-void phonehome_collect_open(lua_State *L, const core_api *api);
+/* http_client.c (http_client.so): HTTP requests on the loop (libcurl multi) */
+void phonehome_http_client_open(lua_State *L, const core_api *api);
 
-/* http.c (http.so): HTTP requests on the loop (libcurl multi) */
-void phonehome_http_open(lua_State *L, const core_api *api);
+/* http_server.c (http_server.so): the collector's HTTP server (libmicrohttpd) */
+void phonehome_http_server_open(lua_State *L, const core_api *api);
+
+/* sqlite.c (sqlite.so): the SQLite binding */
+void phonehome_sqlite_open(lua_State *L, const core_api *api);
 
 #endif

@@ -56,9 +56,9 @@ static int probe_memory_available(lua_State *L)
     int n = probe_read("/proc/meminfo", buf, sizeof buf);
 
     if (n < 0)
-        return core_fail(L, "/proc/meminfo", -n);
+        return binding_fail(L, "/proc/meminfo", NULL, -n, 0);
     if (probe_kb_field(buf, "MemAvailable:", &v) < 0)
-        return core_fail(L, "/proc/meminfo: no MemAvailable", ENOENT);
+        return binding_fail(L, "/proc/meminfo", "no MemAvailable line", 0, 0);
     lua_pushinteger(L, v);
     return 1;
 }
@@ -104,7 +104,7 @@ static int probe_cpu_count(lua_State *L)
     uv_cpu_info_t *info;
     int count, err = uv_cpu_info(&info, &count);
     if (err < 0)
-        return core_fail(L, "cpu info", err);
+        return binding_fail(L, "cpu info", NULL, err, 0);
     uv_free_cpu_info(info, count);
     lua_pushinteger(L, count);
     return 1;
@@ -121,7 +121,7 @@ static int probe_system_uptime(lua_State *L)
     double up;
     int err = uv_uptime(&up);
     if (err < 0)
-        return core_fail(L, "uptime", err);
+        return binding_fail(L, "uptime", NULL, err, 0);
     lua_pushnumber(L, up);
     return 1;
 }
@@ -131,7 +131,7 @@ static int probe_uname(lua_State *L)
     uv_utsname_t u;
     int err = uv_os_uname(&u);
     if (err < 0)
-        return core_fail(L, "uname", err);
+        return binding_fail(L, "uname", NULL, err, 0);
     lua_createtable(L, 0, 4);
     lua_pushstring(L, u.sysname);
     lua_setfield(L, -2, "sysname");
@@ -154,7 +154,7 @@ static int probe_disk(lua_State *L)
 
     if (err < 0) {
         uv_fs_req_cleanup(&req);
-        return core_fail(L, path, err);
+        return binding_fail(L, path, NULL, err, 0);
     }
     s = req.ptr;
     lua_pushinteger(L, (lua_Integer)(s->f_blocks * s->f_bsize));
@@ -169,7 +169,7 @@ static int probe_time(lua_State *L)
     uv_timeval64_t tv;
     int err = uv_gettimeofday(&tv);
     if (err < 0)
-        return core_fail(L, "gettimeofday", err);
+        return binding_fail(L, "gettimeofday", NULL, err, 0);
     lua_pushnumber(L, (double)tv.tv_sec + tv.tv_usec / 1e6);
     return 1;
 }
@@ -266,17 +266,13 @@ static int probe_process(lua_State *L)
     if (pid == 0)
         pid = uv_os_getpid();
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    if ((n = probe_read(path, stat, sizeof stat)) < 0) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "no process with pid %d", (int)pid);
-        lua_pushinteger(L, -n);
-        return 3;
-    }
+    if ((n = probe_read(path, stat, sizeof stat)) < 0)
+        return binding_fail(L, NULL, lua_pushfstring(L, "no process with pid %d", (int)pid), -n, 0);
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     if ((n = probe_read(path, status, sizeof status)) < 0)
-        return core_fail(L, path, -n);
+        return binding_fail(L, path, NULL, -n, 0);
     if (probe_stat(stat, &utime, &stime, &start) < 0 || probe_boot_time(&boot) < 0)
-        return core_fail(L, "/proc: unexpected format", EINVAL);
+        return binding_fail(L, "/proc", "unexpected format", 0, 0);
     /* kernel threads and zombies have no VmRSS line: their resident memory is zero */
     probe_kb_field(status, "VmRSS:", &rss);
     probe_kb_field(status, "VmHWM:", &peak);

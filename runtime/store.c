@@ -24,19 +24,19 @@ static int store_readfile(lua_State *L)
     int err;
 
     if (stat(path, &st) < 0)
-        return core_fail(L, path, errno);
+        return binding_fail(L, path, NULL, errno, 0);
     if (!S_ISREG(st.st_mode))
-        return core_fail(L, path, S_ISDIR(st.st_mode) ? EISDIR : EINVAL);
+        return binding_fail(L, path, NULL, S_ISDIR(st.st_mode) ? EISDIR : EINVAL, 0);
     if (st.st_size > STORE_MAX_FILE)
-        return core_fail(L, path, EFBIG);
+        return binding_fail(L, path, NULL, EFBIG, 0);
     buf = lua_newuserdatauv(L, (size_t)st.st_size + 1, 0);
     if ((f = fopen(path, "rb")) == NULL)
-        return core_fail(L, path, errno);
+        return binding_fail(L, path, NULL, errno, 0);
     n = fread(buf, 1, (size_t)st.st_size + 1, f);
     err = ferror(f) ? EIO : n > (size_t)st.st_size ? EAGAIN : 0; /* it grew while we read */
     fclose(f);
     if (err)
-        return core_fail(L, path, err);
+        return binding_fail(L, path, NULL, err, 0);
     lua_pushlstring(L, buf, n);
     return 1;
 }
@@ -51,7 +51,7 @@ static int store_listdir(lua_State *L)
 
     if (err < 0) {
         uv_fs_req_cleanup(&req);
-        return core_fail(L, path, err);
+        return binding_fail(L, path, NULL, err, 0);
     }
     lua_newtable(L);
     while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
@@ -89,7 +89,7 @@ static int store_mkdir(lua_State *L)
             continue;
         buf[i] = '\0';
         if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return core_fail(L, buf, errno);
+            return binding_fail(L, buf, NULL, errno, 0);
         buf[i] = path[i];
     }
     lua_pushboolean(L, 1);
@@ -156,7 +156,7 @@ out:
         close(dfd);
     if (err) {
         unlink(tmp);
-        return core_fail(L, path, err);
+        return binding_fail(L, path, NULL, err, 0);
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -195,7 +195,7 @@ static int store_remove(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     if (unlink(path) < 0)
-        return core_fail(L, path, errno);
+        return binding_fail(L, path, NULL, errno, 0);
     lua_pushboolean(L, 1);
     return 1;
 }

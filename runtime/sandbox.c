@@ -1,5 +1,5 @@
-/* host.c: one sandboxed lua_State per product, with a memory cap and a time budget;
- * plain values are copied between it and the calling state. */
+/* sandbox.c: the sandbox host: one sandboxed lua_State per product, with a memory cap
+ * and a time budget; plain values are copied between it and the calling state. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,9 +7,9 @@
 #include <lualib.h>
 #include "phonehome.h"
 
-#define HOST_SANDBOX "phonehome.Sandbox"
-#define HOST_COPY_DEPTH 64
-#define HOST_HOOK_COUNT 10000
+#define SANDBOX_HANDLE "phonehome.Sandbox"
+#define SANDBOX_COPY_DEPTH 64
+#define SANDBOX_HOOK_COUNT 10000
 
 typedef struct sandbox {
     lua_State *L;
@@ -21,11 +21,15 @@ typedef struct sandbox {
     char where[256];      /* the script position at which the call was killed */
 } sandbox;
 
-static const char host_entry_key = 'e'; /* registry: the entry table of the sandbox */
+static const char sandbox_entry_key = 'e'; /* registry: the entry table of the sandbox */
+
+/* Opens phonehome.core in a new sandbox: core.c's entry, handed down by sandbox_open so
+ * that this file does not call up into the module that opens it. */
+static lua_CFunction sandbox_open_core;
 
 /* Counts every byte so that a script can use at most sb->limit; Lua assumes a shrink
  * never fails, so only growth is refused. In 5.4, osize is a type tag when ptr is NULL. */
-static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     sandbox *sb = ud;
     size_t old = ptr ? osize : 0;
@@ -48,7 +52,7 @@ static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-static sandbox *host_of(lua_State *L)
+static sandbox *sandbox_of(lua_State *L)
 {
     void *ud;
     lua_getallocf(L, &ud);
@@ -57,9 +61,9 @@ static sandbox *host_of(lua_State *L)
 
 /* Past the deadline, or once memory ran out, the call is killed. The hook then re-arms
  * on every line and instruction, so a pcall in the script cannot swallow the kill. */
-static void host_hook(lua_State *L, lua_Debug *ar)
+static void sandbox_hook(lua_State *L, lua_Debug *ar)
 {
-    sandbox *sb = host_of(L);
+    sandbox *sb = sandbox_of(L);
 
     if (!sb->expired) {
         if (!sb->oom && uv_hrtime() < sb->deadline)
@@ -67,14 +71,14 @@ static void host_hook(lua_State *L, lua_Debug *ar)
         sb->expired = 1;
         if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
             snprintf(sb->where, sizeof sb->where, "%s:%d: ", ar->short_src, ar->currentline);
-        lua_sethook(L, host_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
+        lua_sethook(L, sandbox_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
     }
     luaL_error(L, "call killed");
 }
 
-static sandbox *host_check(lua_State *L, int idx)
+static sandbox *sandbox_check(lua_State *L, int idx)
 {
-    sandbox *sb = luaL_checkudata(L, idx, HOST_SANDBOX);
+    sandbox *sb = luaL_checkudata(L, idx, SANDBOX_HANDLE);
     if (sb->L == NULL)
         luaL_error(L, "sandbox is closed");
     return sb;
@@ -82,7 +86,7 @@ static sandbox *host_check(lua_State *L, int idx)
 
 /* Copies the plain value at idx of from onto the top of to: nil, booleans, numbers,
  * strings and tables of those. Returns 0, or -1 with a message in err. */
-static int host_copy(lua_State *from, int idx, lua_State *to, int depth, const char **err)
+static int sandbox_copy(lua_State *from, int idx, lua_State *to, int depth, const char **err)
 {
     idx = lua_absindex(from, idx);
     if (!lua_checkstack(to, 3) || !lua_checkstack(from, 3)) {
@@ -109,15 +113,15 @@ static int host_copy(lua_State *from, int idx, lua_State *to, int depth, const c
         return 0;
     }
     case LUA_TTABLE:
-        if (depth >= HOST_COPY_DEPTH) {
+        if (depth >= SANDBOX_COPY_DEPTH) {
             *err = "tables nested too deeply (or a cycle)";
             return -1;
         }
         lua_newtable(to);
         lua_pushnil(from);
         while (lua_next(from, idx)) {            /* from: ... key value */
-            if (host_copy(from, -2, to, depth + 1, err) < 0
-                || host_copy(from, -1, to, depth + 1, err) < 0) {
+            if (sandbox_copy(from, -2, to, depth + 1, err) < 0
+                || sandbox_copy(from, -1, to, depth + 1, err) < 0) {
                 lua_pop(from, 2);
                 return -1;
             }
@@ -133,7 +137,7 @@ static int host_copy(lua_State *from, int idx, lua_State *to, int depth, const c
 
 /* Runs inside the sandbox, protected: copies the caller's arguments in, so that
  * running out of the sandbox's memory is an error there, not a panic. */
-static int host_copy_in(lua_State *L)
+static int sandbox_copy_in(lua_State *L)
 {
     lua_State *from = lua_touserdata(L, 1);
     int first = (int)lua_tointeger(L, 2), n = (int)lua_tointeger(L, 3), i;
@@ -142,13 +146,13 @@ static int host_copy_in(lua_State *L)
     lua_settop(L, 0);
     luaL_checkstack(L, n + 3, "too many arguments");
     for (i = 0; i < n; i++)
-        if (host_copy(from, first + i, L, 0, &err) < 0)
+        if (sandbox_copy(from, first + i, L, 0, &err) < 0)
             return luaL_error(L, "argument %d cannot enter the sandbox: %s", i + 1, err);
     return n;
 }
 
 /* Message handler: errors keep their position; non-strings are described. */
-static int host_message(lua_State *L)
+static int sandbox_message(lua_State *L)
 {
     if (lua_type(L, 1) != LUA_TSTRING && !luaL_callmeta(L, 1, "__tostring"))
         lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
@@ -157,17 +161,17 @@ static int host_message(lua_State *L)
 
 /* sb:call(name, ...) runs entry[name](...) inside the sandbox under its budgets.
  * Returns true, results... or false, message. */
-static int host_call(lua_State *C)
+static int sandbox_call(lua_State *C)
 {
-    sandbox *sb = host_check(C, 1);
+    sandbox *sb = sandbox_check(C, 1);
     const char *name = luaL_checkstring(C, 2);
     int nargs = lua_gettop(C) - 2, base, status, nres, i;
     lua_State *L = sb->L;
     const char *err = NULL;
 
     lua_settop(L, 0);
-    lua_pushcfunction(L, host_message);                   /* h */
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &host_entry_key);   /* h entry */
+    lua_pushcfunction(L, sandbox_message);                   /* h */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_entry_key);   /* h entry */
     if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
         lua_settop(L, 0);
         return luaL_error(C, "sandbox has no function '%s'", name);
@@ -177,14 +181,14 @@ static int host_call(lua_State *C)
     sb->oom = 0;
     sb->expired = 0;
     sb->where[0] = '\0';
-    lua_pushcfunction(L, host_copy_in);
+    lua_pushcfunction(L, sandbox_copy_in);
     lua_pushlightuserdata(L, C);
     lua_pushinteger(L, 3);
     lua_pushinteger(L, nargs);
     status = lua_pcall(L, 3, nargs, base);                /* h f args... */
     if (status == LUA_OK) {
         sb->deadline = uv_hrtime() + (uint64_t)(sb->timeout * 1e9);
-        lua_sethook(L, host_hook, LUA_MASKCOUNT, HOST_HOOK_COUNT);
+        lua_sethook(L, sandbox_hook, LUA_MASKCOUNT, SANDBOX_HOOK_COUNT);
         status = lua_pcall(L, nargs, LUA_MULTRET, base);  /* h results... */
         lua_sethook(L, NULL, 0, 0);
     }
@@ -206,7 +210,7 @@ static int host_call(lua_State *C)
     luaL_checkstack(C, nres + 1, "too many results");
     lua_pushboolean(C, 1);
     for (i = 1; i <= nres; i++) {
-        if (host_copy(L, base + i, C, 0, &err) < 0) {
+        if (sandbox_copy(L, base + i, C, 0, &err) < 0) {
             lua_settop(L, 0);
             lua_pushboolean(C, 0);
             lua_pushfstring(C, "%s returned a value that cannot leave the sandbox: %s",
@@ -218,9 +222,9 @@ static int host_call(lua_State *C)
     return nres + 1;
 }
 
-static int host_close(lua_State *C)
+static int sandbox_close(lua_State *C)
 {
-    sandbox *sb = luaL_checkudata(C, 1, HOST_SANDBOX);
+    sandbox *sb = luaL_checkudata(C, 1, SANDBOX_HANDLE);
     if (sb->L != NULL) {
         lua_close(sb->L);
         sb->L = NULL;
@@ -229,14 +233,14 @@ static int host_close(lua_State *C)
 }
 
 /* Bytes the sandbox's state holds now. */
-static int host_memory(lua_State *C)
+static int sandbox_memory(lua_State *C)
 {
-    sandbox *sb = host_check(C, 1);
+    sandbox *sb = sandbox_check(C, 1);
     lua_pushinteger(C, (lua_Integer)sb->used);
     return 1;
 }
 
-static const luaL_Reg host_libs[] = {
+static const luaL_Reg sandbox_libs[] = {
     {LUA_GNAME, luaopen_base},
     {LUA_LOADLIBNAME, luaopen_package},
     {LUA_COLIBNAME, luaopen_coroutine},
@@ -252,16 +256,16 @@ static const luaL_Reg host_libs[] = {
 /* Runs inside the new state, protected: opens the libraries the trusted library
  * needs (no io; the script itself gets only an allow-list), sets package.path, no
  * C modules but phonehome.core, and requires the entry module. */
-static int host_init(lua_State *L)
+static int sandbox_init(lua_State *L)
 {
     const char *path = lua_tostring(L, 1), *entry = lua_tostring(L, 2);
     const luaL_Reg *lib;
 
-    for (lib = host_libs; lib->func; lib++) {
+    for (lib = sandbox_libs; lib->func; lib++) {
         luaL_requiref(L, lib->name, lib->func, 1);
         lua_pop(L, 1);
     }
-    luaL_requiref(L, "phonehome.core", luaopen_phonehome_core, 0);
+    luaL_requiref(L, "phonehome.core", sandbox_open_core, 0);
     lua_pop(L, 1);
     lua_getglobal(L, "package");
     lua_pushstring(L, path);
@@ -273,13 +277,13 @@ static int host_init(lua_State *L)
     lua_pushstring(L, entry);
     lua_call(L, 1, 1);                                    /* entry table */
     luaL_checktype(L, -1, LUA_TTABLE);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &host_entry_key);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox_entry_key);
     return 0;
 }
 
 /* core.sandbox{ path = package.path, entry = "module", memory = bytes, timeout = s }:
  * a new state running the entry module; its functions are reached with sb:call. */
-static int host_new(lua_State *C)
+static int sandbox_new(lua_State *C)
 {
     sandbox *sb;
     const char *path, *entry;
@@ -288,26 +292,29 @@ static int host_new(lua_State *C)
     int status;
 
     luaL_checktype(C, 1, LUA_TTABLE);
-    lua_getfield(C, 1, "path");
-    lua_getfield(C, 1, "entry");
-    lua_getfield(C, 1, "memory");
-    lua_getfield(C, 1, "timeout");
-    path = luaL_checkstring(C, 2);
-    entry = luaL_checkstring(C, 3);
+    lua_settop(C, 1);
+    binding_field(C, 1, "path", LUA_TSTRING, 0);         /* t path */
+    binding_field(C, 1, "entry", LUA_TSTRING, 0);        /* t path entry */
+    binding_field(C, 1, "memory", BINDING_TINTEGER, 1);  /* t path entry memory */
+    binding_field(C, 1, "timeout", LUA_TNUMBER, 1);      /* t path entry memory timeout */
+    path = lua_tostring(C, 2);
+    entry = lua_tostring(C, 3);
     memory = luaL_optinteger(C, 4, 64 * 1024 * 1024);
     timeout = luaL_optnumber(C, 5, 1.0);
-    luaL_argcheck(C, memory >= 256 * 1024, 1, "memory below 256 KiB");
-    luaL_argcheck(C, timeout > 0 && timeout <= 3600, 1, "timeout not in (0, 3600] seconds");
+    if (memory < 256 * 1024)
+        return binding_field_error(C, 1, "memory", "below 256 KiB");
+    if (!(timeout > 0 && timeout <= 3600))
+        return binding_field_error(C, 1, "timeout", "not in (0, 3600] seconds");
 
     sb = lua_newuserdatauv(C, sizeof *sb, 0);
     memset(sb, 0, sizeof *sb);
-    luaL_setmetatable(C, HOST_SANDBOX);
+    luaL_setmetatable(C, SANDBOX_HANDLE);
     sb->limit = (size_t)memory;
     sb->timeout = timeout;
-    sb->L = lua_newstate(host_alloc, sb);
+    sb->L = lua_newstate(sandbox_alloc, sb);
     if (sb->L == NULL)
         return luaL_error(C, "cannot create a Lua state");
-    lua_pushcfunction(sb->L, host_init);
+    lua_pushcfunction(sb->L, sandbox_init);
     lua_pushstring(sb->L, path);
     lua_pushstring(sb->L, entry);
     status = lua_pcall(sb->L, 2, 0, 0);
@@ -321,14 +328,15 @@ static int host_new(lua_State *C)
     return 1;
 }
 
-static const luaL_Reg host_methods[] = {
-    {"call", host_call},
-    {"memory", host_memory},
-    {"close", host_close},
+static const luaL_Reg sandbox_methods[] = {
+    {"call", sandbox_call},
+    {"memory", sandbox_memory},
+    {"close", sandbox_close},
     {NULL, NULL}
 };
 
-void host_open(lua_State *L)
+void sandbox_open(lua_State *L, lua_CFunction open_core)
 {
-    core_class(L, HOST_SANDBOX, host_methods, host_close, "sandbox", host_new);
+    sandbox_open_core = open_core;
+    binding_class(L, SANDBOX_HANDLE, sandbox_methods, sandbox_close, "sandbox", sandbox_new);
 }

@@ -1,12 +1,13 @@
-/* db.c: a thin SQLite binding: open, exec, run with parameters, rows; statements are
+/* sqlite.c: the SQLite binding: open, exec, run with parameters, rows; statements are
  * prepared once and kept. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
 #include "phonehome.h"
 
-#define DB_HANDLE "phonehome.Db"
-#define DB_CACHE 32
+#define SQLITE_HANDLE "phonehome.Db"
+#define SQLITE_CACHE 32
 
 static const core_api *api;
 
@@ -15,29 +16,38 @@ typedef struct {
     struct {
         char *sql;
         sqlite3_stmt *stmt;
-    } cache[DB_CACHE];
-} db_t;
+    } cache[SQLITE_CACHE];
+} sqlite_db;
 
-static db_t *db_check(lua_State *L)
+static sqlite_db *sqlite_check(lua_State *L)
 {
-    db_t *d = luaL_checkudata(L, 1, DB_HANDLE);
+    sqlite_db *d = luaL_checkudata(L, 1, SQLITE_HANDLE);
     if (d->db == NULL)
         luaL_error(L, "database is closed");
     return d;
 }
 
-static int db_fail(lua_State *L, db_t *d, const char *what)
+/* nil, "what: SQLite's message", the errno of a failure of the system (nil when it was
+ * not one), the extended result code. */
+static int sqlite_fail(lua_State *L, sqlite_db *d, const char *what)
 {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", what, sqlite3_errmsg(d->db));
-    lua_pushinteger(L, sqlite3_extended_errcode(d->db));
-    return 3;
+    int code = sqlite3_extended_errcode(d->db), err = 0;
+    switch (code & 0xff) {
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+        err = sqlite3_system_errno(d->db);
+        break;
+    default:
+        break;
+    }
+    return api->fail(L, what, sqlite3_errmsg(d->db), err, code);
 }
 
-static void db_release(db_t *d)
+static void sqlite_release(sqlite_db *d)
 {
     int i;
-    for (i = 0; i < DB_CACHE; i++) {
+    for (i = 0; i < SQLITE_CACHE; i++) {
         sqlite3_finalize(d->cache[i].stmt);
         free(d->cache[i].sql);
         d->cache[i].stmt = NULL;
@@ -49,55 +59,59 @@ static void db_release(db_t *d)
     }
 }
 
-static int db_close(lua_State *L)
+static int sqlite_close(lua_State *L)
 {
-    db_release(luaL_checkudata(L, 1, DB_HANDLE));
+    sqlite_release(luaL_checkudata(L, 1, SQLITE_HANDLE));
     return 0;
 }
 
-/* core.db_open(path) -> db, or nil, message. The file is created if missing. */
-static int db_open(lua_State *L)
+/* core.db_open(path) -> db, or nil, message, errno, code. The file is created if missing.
+ * The handle is a userdata made first, so that its finalizer closes what SQLite opened. */
+static int sqlite_open(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    db_t *d = lua_newuserdatauv(L, sizeof *d, 0);
+    sqlite_db *d = lua_newuserdatauv(L, sizeof *d, 0);
+    int rc;
+
     memset(d, 0, sizeof *d);
-    luaL_setmetatable(L, DB_HANDLE);
-    if (sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-        int r = d->db ? db_fail(L, d, path) : api->fail(L, path, 12 /* ENOMEM */);
-        db_release(d);
-        return r;
+    luaL_setmetatable(L, SQLITE_HANDLE);
+    rc = sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        rc = d->db ? sqlite_fail(L, d, path) : api->fail(L, path, NULL, ENOMEM, SQLITE_NOMEM);
+        sqlite_release(d);
+        return rc;
     }
     sqlite3_extended_result_codes(d->db, 1);
     sqlite3_busy_timeout(d->db, 5000);
     return 1;
 }
 
-/* db:exec(sql) runs one or more statements without parameters: true, or nil, message. */
-static int db_exec(lua_State *L)
+/* db:exec(sql) runs one or more statements without parameters: true, or nil, message,
+ * errno, code. */
+static int sqlite_exec(lua_State *L)
 {
-    db_t *d = db_check(L);
+    sqlite_db *d = sqlite_check(L);
     const char *sql = luaL_checkstring(L, 2);
-    char *err = NULL;
-    if (sqlite3_exec(d->db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        lua_pushnil(L);
-        lua_pushstring(L, err ? err : sqlite3_errmsg(d->db));
-        lua_pushinteger(L, sqlite3_extended_errcode(d->db));
-        sqlite3_free(err);
-        return 3;
-    }
+    /* no copy of the message asked for: sqlite3_errmsg has it, and nothing is to free */
+    if (sqlite3_exec(d->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return sqlite_fail(L, d, NULL);
     lua_pushboolean(L, 1);
     return 1;
 }
 
 /* The prepared statement of sql, from the cache or made now; NULL on a bad statement. */
-static sqlite3_stmt *db_prepare(db_t *d, const char *sql)
+static sqlite3_stmt *sqlite_prepare(sqlite_db *d, const char *sql)
 {
     int i, free_slot = -1;
     sqlite3_stmt *stmt = NULL;
 
-    for (i = 0; i < DB_CACHE; i++) {
-        if (d->cache[i].sql && strcmp(d->cache[i].sql, sql) == 0)
+    for (i = 0; i < SQLITE_CACHE; i++) {
+        if (d->cache[i].sql && strcmp(d->cache[i].sql, sql) == 0) {
+            /* reset already, unless an error was raised while rows were read */
+            sqlite3_reset(d->cache[i].stmt);
+            sqlite3_clear_bindings(d->cache[i].stmt);
             return d->cache[i].stmt;
+        }
         if (d->cache[i].sql == NULL && free_slot < 0)
             free_slot = i;
     }
@@ -108,10 +122,10 @@ static sqlite3_stmt *db_prepare(db_t *d, const char *sql)
     return stmt;
 }
 
-static void db_done(db_t *d, sqlite3_stmt *stmt)
+static void sqlite_done(sqlite_db *d, sqlite3_stmt *stmt)
 {
     int i;
-    for (i = 0; i < DB_CACHE; i++)
+    for (i = 0; i < SQLITE_CACHE; i++)
         if (d->cache[i].stmt == stmt) {
             sqlite3_reset(stmt);
             sqlite3_clear_bindings(stmt);
@@ -121,7 +135,7 @@ static void db_done(db_t *d, sqlite3_stmt *stmt)
 }
 
 /* Binds arguments first.. of the Lua stack to the statement's parameters. */
-static int db_bind(lua_State *L, sqlite3_stmt *stmt, int first)
+static int sqlite_bind(lua_State *L, sqlite3_stmt *stmt, int first)
 {
     int i, n = lua_gettop(L) - first + 1, rc = SQLITE_OK;
     if (n != sqlite3_bind_parameter_count(stmt))
@@ -156,53 +170,54 @@ static int db_bind(lua_State *L, sqlite3_stmt *stmt, int first)
 
 /* Prepares and binds, raising on misuse (a wrong parameter), returning NULL with a
  * result pushed on a failure of the database. */
-static sqlite3_stmt *db_start(lua_State *L, db_t *d, const char *sql, int *nret)
+static sqlite3_stmt *sqlite_start(lua_State *L, sqlite_db *d, const char *sql, int *nret)
 {
-    sqlite3_stmt *stmt = db_prepare(d, sql);
+    sqlite3_stmt *stmt = sqlite_prepare(d, sql);
     int r;
     if (stmt == NULL) {
-        *nret = db_fail(L, d, "prepare");
+        *nret = sqlite_fail(L, d, "prepare");
         return NULL;
     }
-    r = db_bind(L, stmt, 3);
+    r = sqlite_bind(L, stmt, 3);
     if (r < -1) {
-        db_done(d, stmt);
+        sqlite_done(d, stmt);
         luaL_argerror(L, 3 + (-2 - r) - 1, "cannot bind this type");
     }
     if (r == -1) {
-        db_done(d, stmt);
+        sqlite_done(d, stmt);
         luaL_error(L, "wrong number of parameters for: %s", sql);
     }
     return stmt;
 }
 
-/* db:run(sql, ...) -> changes, last rowid; or nil, message, extended code. */
-static int db_run(lua_State *L)
+/* db:run(sql, ...) -> changes, last rowid; or nil, message, errno, extended code. */
+static int sqlite_run(lua_State *L)
 {
-    db_t *d = db_check(L);
+    sqlite_db *d = sqlite_check(L);
     const char *sql = luaL_checkstring(L, 2);
     int nret, rc;
-    sqlite3_stmt *stmt = db_start(L, d, sql, &nret);
+    sqlite3_stmt *stmt = sqlite_start(L, d, sql, &nret);
 
     if (stmt == NULL)
         return nret;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
         ;
-    db_done(d, stmt);
+    sqlite_done(d, stmt);
     if (rc != SQLITE_DONE)
-        return db_fail(L, d, "step");
+        return sqlite_fail(L, d, "step");
     lua_pushinteger(L, sqlite3_changes(d->db));
     lua_pushinteger(L, sqlite3_last_insert_rowid(d->db));
     return 2;
 }
 
-/* db:rows(sql, ...) -> a list of rows, each a table by column name; or nil, message. */
-static int db_rows(lua_State *L)
+/* db:rows(sql, ...) -> a list of rows, each a table by column name; or nil, message,
+ * errno, extended code. */
+static int sqlite_rows(lua_State *L)
 {
-    db_t *d = db_check(L);
+    sqlite_db *d = sqlite_check(L);
     const char *sql = luaL_checkstring(L, 2);
     int nret, rc, n = 0, i, cols;
-    sqlite3_stmt *stmt = db_start(L, d, sql, &nret);
+    sqlite3_stmt *stmt = sqlite_start(L, d, sql, &nret);
 
     if (stmt == NULL)
         return nret;
@@ -228,22 +243,22 @@ static int db_rows(lua_State *L)
         }
         lua_rawseti(L, -2, ++n);
     }
-    db_done(d, stmt);
+    sqlite_done(d, stmt);
     if (rc != SQLITE_DONE)
-        return db_fail(L, d, "step");
+        return sqlite_fail(L, d, "step");
     return 1;
 }
 
-static const luaL_Reg db_methods[] = {
-    {"exec", db_exec},
-    {"run", db_run},
-    {"rows", db_rows},
-    {"close", db_close},
+static const luaL_Reg sqlite_methods[] = {
+    {"exec", sqlite_exec},
+    {"run", sqlite_run},
+    {"rows", sqlite_rows},
+    {"close", sqlite_close},
     {NULL, NULL}
 };
 
-void db_open_module(lua_State *L, const core_api *core)
+void phonehome_sqlite_open(lua_State *L, const core_api *core)
 {
     api = core;
-    api->class_(L, DB_HANDLE, db_methods, db_close, "db_open", db_open);
+    api->class_(L, SQLITE_HANDLE, sqlite_methods, sqlite_close, "db_open", sqlite_open);
 }

@@ -1,7 +1,10 @@
-/* collect.c: the HTTP server of `phonehome collect`: libmicrohttpd in external epoll
+/* http_server.c: the HTTP server of `phonehome collect`: libmicrohttpd in external epoll
  * mode on the libuv loop; each complete request is handed to a Lua handler. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -86,23 +89,29 @@ static void httpd_client(struct MHD_Connection *c, char *out, size_t size)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, out, size);
 }
 
-/* Calls handler(request) -> status, body, content type [, headers], and queues the answer. */
-static enum MHD_Result httpd_dispatch(httpd *s, struct MHD_Connection *c, const char *method,
-                                      const char *url, request *req)
-{
-    lua_State *L = s->L;
-    int top = lua_gettop(L), status = 500;
-    size_t len = 0;
-    const char *body = "", *type = "text/plain";
-    char client[INET6_ADDRSTRLEN];
-    enum MHD_Result ret;
-    int headers = 0;
+/* What httpd_call needs to know of one request. */
+typedef struct httpd_call_args {
+    httpd *s;
+    struct MHD_Connection *c;
+    const char *method, *url;
+    request *req;
+} httpd_call_args;
 
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->handler_ref);
-    lua_createtable(L, 0, 8);
-    lua_pushstring(L, method);
+/* Runs protected: builds the request table and calls the handler with it; its four
+ * results are the answer. */
+static int httpd_call(lua_State *L)
+{
+    httpd_call_args *a = lua_touserdata(L, 1);
+    struct MHD_Connection *c = a->c;
+    request *req = a->req;
+    char client[INET6_ADDRSTRLEN];
+
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->s->handler_ref);  /* handler */
+    lua_createtable(L, 0, 8);                               /* handler request */
+    lua_pushstring(L, a->method);
     lua_setfield(L, -2, "method");
-    lua_pushstring(L, url);
+    lua_pushstring(L, a->url);
     lua_setfield(L, -2, "path");
     lua_pushlstring(L, req->body ? req->body : "", req->len);
     lua_setfield(L, -2, "body");
@@ -117,6 +126,25 @@ static enum MHD_Result httpd_dispatch(httpd *s, struct MHD_Connection *c, const 
     lua_newtable(L);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, httpd_collect_header, L);
     lua_setfield(L, -2, "query");
+    lua_call(L, 1, 4);                        /* status body type headers */
+    return 4;
+}
+
+/* Calls handler(request) -> status, body, content type [, headers], and queues the
+ * answer; an error in the handler fails this request alone, answered 500. */
+static enum MHD_Result httpd_dispatch(httpd *s, struct MHD_Connection *c, const char *method,
+                                      const char *url, request *req)
+{
+    lua_State *L = s->L;
+    int top = lua_gettop(L), status = 500;
+    size_t len = 0;
+    const char *body = "", *type = "text/plain";
+    httpd_call_args args = {s, c, method, url, req};
+    enum MHD_Result ret;
+    int headers = 0;
+
+    lua_pushcfunction(L, httpd_call);
+    lua_pushlightuserdata(L, &args);
     if (api->pcall(L, 1, 4) == 0) {
         status = lua_isinteger(L, -4) ? (int)lua_tointeger(L, -4) : 500;
         body = lua_isstring(L, -3) ? lua_tolstring(L, -3, &len) : "";
@@ -222,6 +250,24 @@ static httpd *httpd_check(lua_State *L)
     return s;
 }
 
+/* libmicrohttpd's own complaints (MHD_USE_ERROR_LOG), as log lines like every other
+ * line that collect writes on stderr. */
+static void httpd_log(void *cls, const char *fmt, va_list ap)
+{
+    char text[512], msg[sizeof text + 16];
+    size_t len;
+    int saved = errno;
+
+    (void)cls;
+    vsnprintf(text, sizeof text, fmt, ap);
+    len = strlen(text);
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+        text[--len] = '\0';
+    snprintf(msg, sizeof msg, "libmicrohttpd: %s", text);
+    api->log("warn", msg, NULL, NULL);
+    errno = saved;
+}
+
 /* Parses "HOST:PORT" (an IPv4 address) into a socket address. */
 static int httpd_parse_listen(const char *listen, struct sockaddr_in *sa)
 {
@@ -253,25 +299,28 @@ static int httpd_new(lua_State *L)
     const char *listen, *cert, *key;
     lua_Integer max_body;
     unsigned int flags = MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem opts[12];
+    size_t n = 0;
     const union MHD_DaemonInfo *info;
     httpd *s;
-    int fd;
+    int fd, err;
 
     luaL_checktype(L, 1, LUA_TTABLE);
-    lua_getfield(L, 1, "listen");
-    lua_getfield(L, 1, "max_body");
-    lua_getfield(L, 1, "handler");
-    lua_getfield(L, 1, "tls_cert");
-    lua_getfield(L, 1, "tls_key");
-    cert = luaL_optstring(L, 5, NULL);
-    key = luaL_optstring(L, 6, NULL);
+    lua_settop(L, 1);
+    api->field(L, 1, "listen", LUA_TSTRING, 0);               /* 2 */
+    api->field(L, 1, "max_body", BINDING_TINTEGER, 1);        /* 3 */
+    api->field(L, 1, "handler", LUA_TFUNCTION, 0);            /* 4 */
+    api->field(L, 1, "tls_cert", LUA_TSTRING, 1);             /* 5 */
+    api->field(L, 1, "tls_key", LUA_TSTRING, 1);              /* 6 */
+    listen = lua_tostring(L, 2);
+    max_body = luaL_optinteger(L, 3, 1024 * 1024);
+    cert = lua_tostring(L, 5);
+    key = lua_tostring(L, 6);
     luaL_argcheck(L, (cert == NULL) == (key == NULL), 1, "tls_cert and tls_key go together");
     if (cert != NULL)
         flags |= MHD_USE_TLS;
-    listen = luaL_checkstring(L, 2);
-    max_body = luaL_optinteger(L, 3, 1024 * 1024);
-    luaL_checktype(L, 4, LUA_TFUNCTION);
-    luaL_argcheck(L, max_body > 0, 1, "max_body must be positive");
+    if (max_body <= 0)
+        return api->field_error(L, 1, "max_body", "must be positive");
     if (httpd_parse_listen(listen, &sa) < 0)
         return luaL_error(L, "listen address '%s' is not IPv4-ADDRESS:PORT", listen);
 
@@ -281,45 +330,53 @@ static int httpd_new(lua_State *L)
     luaL_setmetatable(L, HTTPD_HANDLE);
     s->L = api->main_thread(L);
     s->max_body = (size_t)max_body;
-    /* the key and certificate options are read only with MHD_USE_TLS */
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, s,
-                              MHD_OPTION_HTTPS_MEM_KEY, key ? key : "",
-                              MHD_OPTION_HTTPS_MEM_CERT, cert ? cert : "",
-                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                              MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, s,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1000,
-                              MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
+    /* the logger first, so that it hears every complaint; the key and certificate only
+     * with TLS, else libmicrohttpd complains of them */
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpd_log, NULL};
+    if (cert != NULL) {
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert};
+    }
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)httpd_completed, s};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 10, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 1000, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    errno = 0; /* still 0 after a failure: not one of the system (a bad key, say) */
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, s, MHD_OPTION_ARRAY, opts,
                               MHD_OPTION_END);
+    err = errno;
     if (s->mhd == NULL) {
-        int err = errno;
-        lua_pushnil(L);
-        lua_pushfstring(L, "cannot listen on %s: %s", listen,
-                        cert && err == 0 ? "bad TLS certificate or key" : strerror(err ? err : EADDRINUSE));
-        return 2;
+        const char *what = lua_pushfstring(L, "cannot listen on %s", listen);
+        if (cert != NULL && err == 0)
+            return api->fail(L, what, "bad TLS certificate or key", 0, 0);
+        return api->fail(L, what, NULL, err ? err : EADDRINUSE, 0);
     }
     info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
     fd = info ? info->epoll_fd : -1;
     s->poll = malloc(sizeof *s->poll);
     s->timer = malloc(sizeof *s->timer);
-    if (fd < 0 || s->poll == NULL || s->timer == NULL) {
-        free(s->poll);
-        free(s->timer);
-        s->poll = NULL;
-        s->timer = NULL;
-        MHD_stop_daemon(s->mhd);
-        s->mhd = NULL;
-        return luaL_error(L, "cannot set up the HTTP server on the loop");
-    }
-    uv_poll_init(uv_default_loop(), s->poll, fd);
+    err = fd < 0 ? EBADF : s->poll == NULL || s->timer == NULL ? ENOMEM : 0;
+    if (err != 0 || (err = -uv_poll_init(uv_default_loop(), s->poll, fd)) != 0)
+        goto fail;
     uv_timer_init(uv_default_loop(), s->timer);
     s->poll->data = s->timer->data = s;
     uv_poll_start(s->poll, UV_READABLE, httpd_on_poll);
+    /* from here on the userdata's finalizer closes all of it */
     lua_pushvalue(L, 4);
     s->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     httpd_schedule(s);
     return 1;
+fail:
+    free(s->poll);
+    free(s->timer);
+    s->poll = NULL;
+    s->timer = NULL;
+    MHD_stop_daemon(s->mhd);
+    s->mhd = NULL;
+    return api->fail(L, "cannot set up the HTTP server on the loop", NULL, err, 0);
 }
 
 /* The port it listens on (useful with port 0). */
@@ -374,9 +431,8 @@ static const luaL_Reg httpd_methods[] = {
     {NULL, NULL}
 };
 
-void phonehome_collect_open(lua_State *L, const core_api *core)
+void phonehome_http_server_open(lua_State *L, const core_api *core)
 {
     api = core;
-    db_open_module(L, core);
     api->class_(L, HTTPD_HANDLE, httpd_methods, httpd_close, "httpd", httpd_new);
 }

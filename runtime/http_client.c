@@ -1,5 +1,5 @@
-/* http.c: HTTP requests through one long-lived libcurl multi handle driven by the libuv
- * loop; each request ends in a Lua callback. */
+/* http_client.c: HTTP requests through one long-lived libcurl multi handle driven by the
+ * libuv loop; each request ends in a Lua callback. */
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -109,13 +109,18 @@ static int http_init(void)
         return 0;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return -1;
-    if ((http_timer = malloc(sizeof *http_timer)) == NULL)
-        return -1;
+    if ((http_timer = malloc(sizeof *http_timer)) == NULL
+        || (http_multi = curl_multi_init()) == NULL)
+        goto fail;
     uv_timer_init(uv_default_loop(), http_timer);
-    http_multi = curl_multi_init();
     curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, http_on_socket);
     curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, http_on_timer);
     return 0;
+fail:
+    free(http_timer);
+    http_timer = NULL;
+    curl_global_cleanup();
+    return -1;
 }
 
 static size_t http_on_body(char *data, size_t size, size_t n, void *userp)
@@ -225,15 +230,17 @@ static int http_new(lua_State *L)
 
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_getfield(L, 1, "url");
-    lua_getfield(L, 1, "method");
-    lua_getfield(L, 1, "body");
-    lua_getfield(L, 1, "user_agent");
-    lua_getfield(L, 1, "connect_timeout");
-    lua_getfield(L, 1, "timeout");
-    lua_getfield(L, 1, "max_body");
-    lua_getfield(L, 1, "ca_file");
-    url = luaL_checkstring(L, 3);
+    lua_settop(L, 2);
+    api->field(L, 1, "url", LUA_TSTRING, 0);                  /* 3 */
+    api->field(L, 1, "method", LUA_TSTRING, 1);               /* 4 */
+    api->field(L, 1, "body", LUA_TSTRING, 1);                 /* 5 */
+    api->field(L, 1, "user_agent", LUA_TSTRING, 1);           /* 6 */
+    api->field(L, 1, "connect_timeout", LUA_TNUMBER, 1);      /* 7 */
+    api->field(L, 1, "timeout", LUA_TNUMBER, 1);              /* 8 */
+    api->field(L, 1, "max_body", BINDING_TINTEGER, 1);        /* 9 */
+    api->field(L, 1, "ca_file", LUA_TSTRING, 1);              /* 10 */
+    n = api->field(L, 1, "headers", LUA_TTABLE, 1) ? (int)luaL_len(L, 11) : 0; /* 11 */
+    url = lua_tostring(L, 3);
     method = luaL_optstring(L, 4, "GET");
     body = luaL_optlstring(L, 5, NULL, &body_len);
     ua = luaL_optstring(L, 6, "phonehome/" PHONEHOME_VERSION);
@@ -241,10 +248,18 @@ static int http_new(lua_State *L)
     timeout = luaL_optnumber(L, 8, 30);
     max_body = luaL_optinteger(L, 9, 64 * 1024);
     ca = luaL_optstring(L, 10, NULL);
-    luaL_argcheck(L, connect_timeout > 0 && timeout > 0, 1, "timeouts must be positive");
-    luaL_argcheck(L, max_body >= 0, 1, "max_body must not be negative");
-    if (lua_getfield(L, 1, "headers") != LUA_TNIL)
-        luaL_checktype(L, -1, LUA_TTABLE);
+    if (!(connect_timeout > 0))
+        return api->field_error(L, 1, "connect_timeout", "must be positive");
+    if (!(timeout > 0))
+        return api->field_error(L, 1, "timeout", "must be positive");
+    if (max_body < 0)
+        return api->field_error(L, 1, "max_body", "must not be negative");
+    for (i = 1; i <= n; i++) {
+        if (lua_geti(L, 11, i) != LUA_TSTRING)               /* ... header */
+            return api->field_error(L, 1, "headers", lua_pushfstring(L,
+                                    "string expected at [%d], got %s", i, luaL_typename(L, -1)));
+        lua_pop(L, 1);
+    }
     if (http_init() < 0)
         return luaL_error(L, "cannot initialise libcurl");
 
@@ -260,14 +275,16 @@ static int http_new(lua_State *L)
     r->L = api->main_thread(L);
     r->max_body = (size_t)max_body;
     r->fn_ref = r->self_ref = LUA_NOREF;
-    n = lua_istable(L, 11) ? (int)luaL_len(L, 11) : 0;
+    /* r is the userdata's: an error raised from here on leaves it to the finalizer */
     for (i = 1; i <= n; i++) {
         struct curl_slist *h;
-        lua_geti(L, 11, i);
-        h = curl_slist_append(r->headers, luaL_checkstring(L, -1));
+        const char *line;
+        lua_geti(L, 11, i);                                  /* ... header */
+        line = lua_tostring(L, -1);
+        h = line != NULL ? curl_slist_append(r->headers, line) : NULL;
         lua_pop(L, 1);
         if (h == NULL)
-            return luaL_error(L, "out of memory");
+            return luaL_error(L, "cannot add header %d", i);
         r->headers = h;
     }
     curl_easy_setopt(r->easy, CURLOPT_URL, url);
@@ -352,7 +369,7 @@ static int http_shutdown(lua_State *L)
     return 0;
 }
 
-void phonehome_http_open(lua_State *L, const core_api *core)
+void phonehome_http_client_open(lua_State *L, const core_api *core)
 {
     api = core;
     lua_newuserdatauv(L, 1, 0);               /* t sentinel */

@@ -1,0 +1,100 @@
+-- phonehome.core at the C boundary: misuse of a table argument names the field; a failure
+-- of the environment returns nil, message, errno (nil when none) [, library code].
+local core = require("phonehome.core")
+local h = require("support.helper")
+
+-- The message of the error fn(...) raises.
+local function raised(fn, ...)
+    local ok, err = pcall(fn, ...)
+    assert.is_false(ok, "no error raised")
+    return tostring(err)
+end
+
+local function has(expected, text)
+    assert(text:find(expected, 1, true), "expected '" .. expected .. "' in '" .. text .. "'")
+end
+
+describe("a bad field of a table argument", function()
+    local function nop() end
+
+    it("is named with its argument and the types, for core.http", function()
+        has("bad field 'url' in argument #1 (string expected, got number)",
+            raised(core.http, { url = 1 }, nop))
+        has("bad field 'timeout' in argument #1 (number expected, got string)",
+            raised(core.http, { url = "http://127.0.0.1:9/", timeout = "5" }, nop))
+        has("bad field 'headers' in argument #1 (",
+            raised(core.http, { url = "http://127.0.0.1:9/", headers = { 1 } }, nop))
+        has("bad field 'max_body' in argument #1 (",
+            raised(core.http, { url = "http://127.0.0.1:9/", max_body = -1 }, nop))
+    end)
+
+    it("is named with its argument and the types, for core.sandbox", function()
+        local entry = "phonehome.sandbox.entry"
+        has("bad field 'memory' in argument #1 (integer expected, got string)",
+            raised(core.sandbox, { path = package.path, entry = entry, memory = "x" }))
+        has("bad field 'memory' in argument #1 (number has no integer representation)",
+            raised(core.sandbox, { path = package.path, entry = entry, memory = 1e6 + 0.5 }))
+        has("bad field 'entry' in argument #1 (string expected, got nil)",
+            raised(core.sandbox, { path = package.path }))
+        has("bad field 'memory' in argument #1 (",
+            raised(core.sandbox, { path = "", entry = "x", memory = 10 }))
+        has("bad field 'timeout' in argument #1 (",
+            raised(core.sandbox, { path = "", entry = "x", timeout = -1 }))
+    end)
+
+    it("is named with its argument and the types, for core.httpd", function()
+        has("bad field 'listen' in argument #1 (string expected, got number)",
+            raised(core.httpd, { listen = 5, handler = nop }))
+        has("bad field 'handler' in argument #1 (function expected, got nil)",
+            raised(core.httpd, { listen = "127.0.0.1:0" }))
+        has("bad field 'max_body' in argument #1 (",
+            raised(core.httpd, { listen = "127.0.0.1:0", handler = nop, max_body = 0 }))
+    end)
+end)
+
+describe("a failure of the environment", function()
+    after_each(h.cleanup)
+
+    it("from SQLite: nil, message, errno or nil, extended result code", function()
+        local dir = h.tmpdir()
+        h.write(dir .. "/junk.db", string.rep("not a database at all ", 100))
+        local db = assert(core.db_open(dir .. "/junk.db"))
+        local ok, msg, errno, code = db:exec("SELECT count(*) FROM sqlite_master")
+        assert.is_nil(ok)
+        assert.matches("file is not a database", msg)
+        assert.is_nil(errno)
+        assert.are.equal(26, code)   -- SQLITE_NOTADB
+        db:close()
+
+        db = assert(core.db_open(dir .. "/good.db"))
+        assert(db:exec("CREATE TABLE t (k INTEGER UNIQUE)"))
+        assert(db:run("INSERT INTO t VALUES (?)", 1))
+        local changes, err, no, extended = db:run("INSERT INTO t VALUES (?)", 1)
+        assert.is_nil(changes)
+        assert.matches("UNIQUE", err)
+        assert.is_nil(no)
+        assert.are.equal(2067, extended)   -- SQLITE_CONSTRAINT_UNIQUE
+        db:close()
+
+        local none, why, eno, cant = core.db_open(dir .. "/missing/dir/r.db")
+        assert.is_nil(none)
+        assert.matches("missing/dir/r%.db", why)
+        assert.are.equal(2, eno)           -- ENOENT, from sqlite3_system_errno
+        assert.are.equal(14, cant & 0xff)  -- SQLITE_CANTOPEN
+    end)
+
+    it("from files and libuv: nil, message, errno, and nothing more", function()
+        local dir = h.tmpdir()
+        local r = table.pack(core.readfile(dir .. "/nope"))
+        assert.are.equal(3, r.n)
+        assert.is_nil(r[1])
+        assert.matches("nope", r[2])
+        assert.are.equal(2, r[3])   -- ENOENT
+        r = table.pack(core.listdir(dir .. "/nope"))
+        assert.are.equal(3, r.n)
+        assert.are.equal(2, r[3])   -- UV_ENOENT made positive
+        r = table.pack(core.write_atomic(dir .. "/no/such/file", "x"))
+        assert.are.equal(3, r.n)
+        assert.are.equal(2, r[3])
+    end)
+end)
