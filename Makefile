@@ -16,7 +16,8 @@ CFLAGS  += $(OPT) $(WARN) -fPIC -D_GNU_SOURCE \
            -DPHONEHOME_CMODDIR='"$(CMODDIR)"' \
            -DPHONEHOME_PARTDIR='"$(PREFIX)/lib/phonehome"'
 
-CORE_SRC = runtime/core.c runtime/binding.c runtime/probe.c runtime/sandbox.c runtime/store.c runtime/loop.c
+CORE_SRC = runtime/core.c runtime/binding.c runtime/probe.c runtime/sandbox.c runtime/store.c \
+           runtime/loop.c
 CORE_OBJ = $(CORE_SRC:runtime/%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ = $(BUILD)/obj/main.o
 BIN      = $(BUILD)/phonehome
@@ -27,8 +28,8 @@ PARTS      = $(PART_NAMES:%=$(BUILD)/lib/phonehome/%.so)
 
 # Debian packages the build, the tests and the tools need.
 DEBS = make gcc pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check \
-       libuv1-dev libcurl4-openssl-dev uuid-dev libmicrohttpd-dev libsqlite3-dev cppcheck \
-       curl wrk openssl
+       libuv1-dev libcurl4-openssl-dev uuid-dev libmicrohttpd-dev libsqlite3-dev \
+       cppcheck clang-format curl wrk openssl
 DEPS_STAMP = $(BUILD)/.deps
 
 BUSTED = $(LUA) /usr/bin/busted
@@ -108,6 +109,8 @@ test: all lint
 lint: $(DEPS_STAMP)
 	@echo "LUACHECK lib scripts spec bench"
 	$(Q)luacheck -q lib scripts spec bench
+	@echo "CLANG-FORMAT runtime"
+	$(Q)clang-format --dry-run -Werror runtime/*.c runtime/*.h
 	@echo "CPPCHECK runtime"
 	$(Q)cppcheck -q --error-exitcode=1 --enable=warning,performance,portability \
 	    --std=c11 --inline-suppr runtime

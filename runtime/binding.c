@@ -72,7 +72,7 @@ int binding_field(lua_State *L, int arg, const char *key, int type, int optional
     lua_Integer n;
 
     luaL_checktype(L, arg, LUA_TTABLE);
-    t = lua_getfield(L, arg, key);                      /* ... value */
+    t = lua_getfield(L, arg, key); /* ... value */
     if (t == LUA_TNIL && optional)
         return 0;
     if (type == BINDING_TINTEGER && t == LUA_TNUMBER) {
@@ -80,13 +80,15 @@ int binding_field(lua_State *L, int arg, const char *key, int type, int optional
         if (!exact)
             return binding_field_error(L, arg, key, "number has no integer representation");
         lua_pop(L, 1);
-        lua_pushinteger(L, n);                          /* ... integer */
+        lua_pushinteger(L, n); /* ... integer */
         return 1;
     }
     if (t != (type == BINDING_TINTEGER ? LUA_TNUMBER : type))
-        return binding_field_error(L, arg, key, lua_pushfstring(L, "%s expected, got %s",
-                                   type == BINDING_TINTEGER ? "integer" : lua_typename(L, type),
-                                   luaL_typename(L, -1)));
+        return binding_field_error(
+            L, arg, key,
+            lua_pushfstring(L, "%s expected, got %s",
+                            type == BINDING_TINTEGER ? "integer" : lua_typename(L, type),
+                            luaL_typename(L, -1)));
     return 1;
 }
 

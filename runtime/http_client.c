@@ -11,12 +11,12 @@
 typedef struct http_request {
     CURL *easy;
     struct curl_slist *headers;
-    char *body;              /* response, the first max_body bytes */
+    char *body; /* response, the first max_body bytes */
     size_t len, max_body, total;
     char retry_after[64];
     lua_State *L;
     int fn_ref, self_ref;
-    struct http_request **box;   /* the userdata's pointer, cleared when we are done */
+    struct http_request **box; /* the userdata's pointer, cleared when we are done */
 } http_request;
 
 typedef struct {
@@ -129,7 +129,7 @@ static size_t http_on_body(char *data, size_t size, size_t n, void *userp)
     size_t len = size * n, keep = len;
     r->total += len;
     if (r->len + keep > r->max_body)
-        keep = r->max_body - r->len;   /* the rest is counted and dropped */
+        keep = r->max_body - r->len; /* the rest is counted and dropped */
     if (keep > 0) {
         char *p = realloc(r->body, r->len + keep + 1);
         if (p == NULL)
@@ -231,14 +231,14 @@ static int http_new(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_settop(L, 2);
-    api->field(L, 1, "url", LUA_TSTRING, 0);                  /* 3 */
-    api->field(L, 1, "method", LUA_TSTRING, 1);               /* 4 */
-    api->field(L, 1, "body", LUA_TSTRING, 1);                 /* 5 */
-    api->field(L, 1, "user_agent", LUA_TSTRING, 1);           /* 6 */
-    api->field(L, 1, "connect_timeout", LUA_TNUMBER, 1);      /* 7 */
-    api->field(L, 1, "timeout", LUA_TNUMBER, 1);              /* 8 */
-    api->field(L, 1, "max_body", BINDING_TINTEGER, 1);        /* 9 */
-    api->field(L, 1, "ca_file", LUA_TSTRING, 1);              /* 10 */
+    api->field(L, 1, "url", LUA_TSTRING, 0);                                   /* 3 */
+    api->field(L, 1, "method", LUA_TSTRING, 1);                                /* 4 */
+    api->field(L, 1, "body", LUA_TSTRING, 1);                                  /* 5 */
+    api->field(L, 1, "user_agent", LUA_TSTRING, 1);                            /* 6 */
+    api->field(L, 1, "connect_timeout", LUA_TNUMBER, 1);                       /* 7 */
+    api->field(L, 1, "timeout", LUA_TNUMBER, 1);                               /* 8 */
+    api->field(L, 1, "max_body", BINDING_TINTEGER, 1);                         /* 9 */
+    api->field(L, 1, "ca_file", LUA_TSTRING, 1);                               /* 10 */
     n = api->field(L, 1, "headers", LUA_TTABLE, 1) ? (int)luaL_len(L, 11) : 0; /* 11 */
     url = lua_tostring(L, 3);
     method = luaL_optstring(L, 4, "GET");
@@ -255,9 +255,10 @@ static int http_new(lua_State *L)
     if (max_body < 0)
         return api->field_error(L, 1, "max_body", "must not be negative");
     for (i = 1; i <= n; i++) {
-        if (lua_geti(L, 11, i) != LUA_TSTRING)               /* ... header */
-            return api->field_error(L, 1, "headers", lua_pushfstring(L,
-                                    "string expected at [%d], got %s", i, luaL_typename(L, -1)));
+        if (lua_geti(L, 11, i) != LUA_TSTRING) /* ... header */
+            return api->field_error(
+                L, 1, "headers",
+                lua_pushfstring(L, "string expected at [%d], got %s", i, luaL_typename(L, -1)));
         lua_pop(L, 1);
     }
     if (http_init() < 0)
@@ -279,7 +280,7 @@ static int http_new(lua_State *L)
     for (i = 1; i <= n; i++) {
         struct curl_slist *h;
         const char *line;
-        lua_geti(L, 11, i);                                  /* ... header */
+        lua_geti(L, 11, i); /* ... header */
         line = lua_tostring(L, -1);
         h = line != NULL ? curl_slist_append(r->headers, line) : NULL;
         lua_pop(L, 1);
@@ -346,14 +347,11 @@ static int http_gc(lua_State *L)
 {
     http_box *box = luaL_checkudata(L, 1, HTTP_REQUEST);
     if (box->r != NULL)
-        http_release(box->r);   /* only at the state's close: active requests are anchored */
+        http_release(box->r); /* only at the state's close: active requests are anchored */
     return 0;
 }
 
-static const luaL_Reg http_methods[] = {
-    {"cancel", http_cancel},
-    {NULL, NULL}
-};
+static const luaL_Reg http_methods[] = {{"cancel", http_cancel}, {NULL, NULL}};
 
 /* When the state closes (after every request's finalizer: this one was made first):
  * the multi handle and libcurl's globals. */
@@ -372,7 +370,7 @@ static int http_shutdown(lua_State *L)
 void phonehome_http_client_open(lua_State *L, const core_api *core)
 {
     api = core;
-    lua_newuserdatauv(L, 1, 0);               /* t sentinel */
+    lua_newuserdatauv(L, 1, 0); /* t sentinel */
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, http_shutdown);
     lua_setfield(L, -2, "__gc");

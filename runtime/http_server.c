@@ -18,9 +18,9 @@ static const core_api *api;
 
 typedef struct httpd {
     struct MHD_Daemon *mhd;
-    uv_poll_t *poll;       /* on MHD's epoll descriptor; freed by libuv */
-    uv_timer_t *timer;     /* MHD's own timeouts */
-    lua_State *L;          /* main thread that runs the handler */
+    uv_poll_t *poll;   /* on MHD's epoll descriptor; freed by libuv */
+    uv_timer_t *timer; /* MHD's own timeouts */
+    lua_State *L;      /* main thread that runs the handler */
     int handler_ref;
     size_t max_body;
     int quiesced;
@@ -54,19 +54,18 @@ static enum MHD_Result httpd_collect_header(void *cls, enum MHD_ValueKind kind, 
 }
 
 /* Queues the answer; extra headers come from the table at index headers (0: none). */
-static enum MHD_Result httpd_respond(struct MHD_Connection *c, unsigned status,
-                                     const char *body, size_t len, const char *type,
-                                     lua_State *L, int headers)
+static enum MHD_Result httpd_respond(struct MHD_Connection *c, unsigned status, const char *body,
+                                     size_t len, const char *type, lua_State *L, int headers)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body,
-                                                             MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     enum MHD_Result ret;
     if (r == NULL)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
     if (headers != 0) {
         lua_pushnil(L);
-        while (lua_next(L, headers)) {     /* ... key value */
+        while (lua_next(L, headers)) { /* ... key value */
             if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING)
                 MHD_add_response_header(r, lua_tostring(L, -2), lua_tostring(L, -1));
             lua_pop(L, 1);
@@ -79,7 +78,8 @@ static enum MHD_Result httpd_respond(struct MHD_Connection *c, unsigned status,
 
 static void httpd_client(struct MHD_Connection *c, char *out, size_t size)
 {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     out[0] = '\0';
     if (ci == NULL || ci->client_addr == NULL)
         return;
@@ -107,8 +107,8 @@ static int httpd_call(lua_State *L)
     char client[INET6_ADDRSTRLEN];
 
     lua_settop(L, 0);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, a->s->handler_ref);  /* handler */
-    lua_createtable(L, 0, 8);                               /* handler request */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->s->handler_ref); /* handler */
+    lua_createtable(L, 0, 8);                             /* handler request */
     lua_pushstring(L, a->method);
     lua_setfield(L, -2, "method");
     lua_pushstring(L, a->url);
@@ -126,7 +126,7 @@ static int httpd_call(lua_State *L)
     lua_newtable(L);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, httpd_collect_header, L);
     lua_setfield(L, -2, "query");
-    lua_call(L, 1, 4);                        /* status body type headers */
+    lua_call(L, 1, 4); /* status body type headers */
     return 4;
 }
 
@@ -157,8 +157,8 @@ static enum MHD_Result httpd_dispatch(httpd *s, struct MHD_Connection *c, const 
 }
 
 static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *c, const char *url,
-                                    const char *method, const char *version,
-                                    const char *upload, size_t *upload_size, void **con_cls)
+                                    const char *method, const char *version, const char *upload,
+                                    size_t *upload_size, void **con_cls)
 {
     httpd *s = cls;
     request *req = *con_cls;
@@ -307,11 +307,11 @@ static int httpd_new(lua_State *L)
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    api->field(L, 1, "listen", LUA_TSTRING, 0);               /* 2 */
-    api->field(L, 1, "max_body", BINDING_TINTEGER, 1);        /* 3 */
-    api->field(L, 1, "handler", LUA_TFUNCTION, 0);            /* 4 */
-    api->field(L, 1, "tls_cert", LUA_TSTRING, 1);             /* 5 */
-    api->field(L, 1, "tls_key", LUA_TSTRING, 1);              /* 6 */
+    api->field(L, 1, "listen", LUA_TSTRING, 0);        /* 2 */
+    api->field(L, 1, "max_body", BINDING_TINTEGER, 1); /* 3 */
+    api->field(L, 1, "handler", LUA_TFUNCTION, 0);     /* 4 */
+    api->field(L, 1, "tls_cert", LUA_TSTRING, 1);      /* 5 */
+    api->field(L, 1, "tls_key", LUA_TSTRING, 1);       /* 6 */
     listen = lua_tostring(L, 2);
     max_body = luaL_optinteger(L, 3, 1024 * 1024);
     cert = lua_tostring(L, 5);
@@ -404,7 +404,8 @@ static int httpd_quiesce(lua_State *L)
 static int httpd_connections(lua_State *L)
 {
     httpd *s = httpd_check(L);
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
     lua_pushinteger(L, info ? (lua_Integer)info->num_connections : 0);
     return 1;
 }
@@ -423,13 +424,11 @@ static int httpd_close(lua_State *L)
     return 0;
 }
 
-static const luaL_Reg httpd_methods[] = {
-    {"port", httpd_port},
-    {"quiesce", httpd_quiesce},
-    {"connections", httpd_connections},
-    {"close", httpd_close},
-    {NULL, NULL}
-};
+static const luaL_Reg httpd_methods[] = {{"port", httpd_port},
+                                         {"quiesce", httpd_quiesce},
+                                         {"connections", httpd_connections},
+                                         {"close", httpd_close},
+                                         {NULL, NULL}};
 
 void phonehome_http_server_open(lua_State *L, const core_api *core)
 {

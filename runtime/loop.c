@@ -15,9 +15,9 @@ typedef struct loop_handle {
         uv_signal_t signal;
         uv_fs_event_t fs;
     } u;
-    lua_State *L;   /* the main thread of the state that made it */
-    int fn_ref;     /* the Lua callback */
-    int self_ref;   /* keeps the userdata alive while the handle is active */
+    lua_State *L; /* the main thread of the state that made it */
+    int fn_ref;   /* the Lua callback */
+    int self_ref; /* keeps the userdata alive while the handle is active */
 } loop_handle;
 
 typedef struct {
@@ -42,8 +42,8 @@ int loop_pcall(lua_State *L, int nargs, int nres)
     const char *msg;
 
     lua_pushcfunction(L, loop_traceback);
-    lua_insert(L, base);                       /* ... traceback f args */
-    status = lua_pcall(L, nargs, nres, base);  /* ... traceback results|error */
+    lua_insert(L, base);                      /* ... traceback f args */
+    status = lua_pcall(L, nargs, nres, base); /* ... traceback results|error */
     lua_remove(L, base);
     if (status != LUA_OK) {
         msg = lua_tostring(L, -1);
@@ -142,7 +142,7 @@ static void loop_callback(loop_handle *h, int close_after)
     lua_State *L = h->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->fn_ref);
     if (close_after)
-        loop_release(h);     /* a one-shot timer: the callback may not run twice */
+        loop_release(h); /* a one-shot timer: the callback may not run twice */
     loop_pcall(L, 0, 0);
 }
 
@@ -169,8 +169,11 @@ static void loop_on_signal(uv_signal_t *s, int signum)
     loop_handle *h = (loop_handle *)s;
     lua_State *L = h->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->fn_ref);
-    lua_pushstring(L, signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT"
-                      : signum == SIGHUP ? "SIGHUP" : signum == SIGUSR1 ? "SIGUSR1" : "signal");
+    lua_pushstring(L, signum == SIGTERM   ? "SIGTERM"
+                      : signum == SIGINT  ? "SIGINT"
+                      : signum == SIGHUP  ? "SIGHUP"
+                      : signum == SIGUSR1 ? "SIGUSR1"
+                                          : "signal");
     loop_pcall(L, 1, 0);
 }
 
@@ -221,14 +224,9 @@ static int loop_watch(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg loop_funcs[] = {
-    {"watch", loop_watch},
-    {"run", loop_run},
-    {"stop", loop_stop},
-    {"timer", loop_timer},
-    {"signal", loop_signal},
-    {NULL, NULL}
-};
+static const luaL_Reg loop_funcs[] = {{"watch", loop_watch},   {"run", loop_run},
+                                      {"stop", loop_stop},     {"timer", loop_timer},
+                                      {"signal", loop_signal}, {NULL, NULL}};
 
 void loop_open(lua_State *L)
 {

@@ -191,12 +191,12 @@ static int probe_file_contains(const char *path, const char *needle)
 static int probe_container(lua_State *L)
 {
     int kube = getenv("KUBERNETES_SERVICE_HOST") != NULL
-        || probe_file_contains("/proc/self/cgroup", "kubepods");
+               || probe_file_contains("/proc/self/cgroup", "kubepods");
     int container = kube || access("/.dockerenv", F_OK) == 0
-        || access("/run/.containerenv", F_OK) == 0 || getenv("container") != NULL
-        || probe_file_contains("/proc/1/cgroup", "docker")
-        || probe_file_contains("/proc/1/cgroup", "containerd")
-        || probe_file_contains("/proc/1/cgroup", "lxc");
+                    || access("/run/.containerenv", F_OK) == 0 || getenv("container") != NULL
+                    || probe_file_contains("/proc/1/cgroup", "docker")
+                    || probe_file_contains("/proc/1/cgroup", "containerd")
+                    || probe_file_contains("/proc/1/cgroup", "lxc");
     lua_pushboolean(L, container);
     lua_pushboolean(L, kube);
     return 2;
@@ -299,27 +299,24 @@ static int probe_process(lua_State *L)
     probe_setnum(L, "system_cpu", stime / ticks);
     probe_setnum(L, "start_time", start);
     probe_setnum(L, "uptime", now > start ? now - start : 0);
-    probe_setnum(L, "cpu_percent",
-                 now > start ? (utime + stime) / ticks / (now - start) * 100 : 0);
+    probe_setnum(L, "cpu_percent", now > start ? (utime + stime) / ticks / (now - start) * 100 : 0);
     return 1;
 }
 
-static const luaL_Reg probe_funcs[] = {
-    {"memory_total", probe_memory_total},
-    {"memory_free", probe_memory_free},
-    {"memory_available", probe_memory_available},
-    {"memory_limit", probe_memory_limit},
-    {"cpu_count", probe_cpu_count},
-    {"parallelism", probe_parallelism},
-    {"system_uptime", probe_system_uptime},
-    {"uname", probe_uname},
-    {"disk", probe_disk},
-    {"time", probe_time},
-    {"monotonic", probe_monotonic},
-    {"container", probe_container},
-    {"process", probe_process},
-    {NULL, NULL}
-};
+static const luaL_Reg probe_funcs[] = {{"memory_total", probe_memory_total},
+                                       {"memory_free", probe_memory_free},
+                                       {"memory_available", probe_memory_available},
+                                       {"memory_limit", probe_memory_limit},
+                                       {"cpu_count", probe_cpu_count},
+                                       {"parallelism", probe_parallelism},
+                                       {"system_uptime", probe_system_uptime},
+                                       {"uname", probe_uname},
+                                       {"disk", probe_disk},
+                                       {"time", probe_time},
+                                       {"monotonic", probe_monotonic},
+                                       {"container", probe_container},
+                                       {"process", probe_process},
+                                       {NULL, NULL}};
 
 void probe_open(lua_State *L)
 {

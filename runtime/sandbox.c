@@ -13,12 +13,12 @@
 
 typedef struct sandbox {
     lua_State *L;
-    size_t used, limit;   /* bytes allocated by the state, and its cap */
-    uint64_t deadline;    /* uv_hrtime() past which the current call is killed */
-    double timeout;       /* seconds a call may run */
-    int oom;              /* an allocation was refused during this call */
-    int expired;          /* the call is being killed: the hook fires on every line */
-    char where[256];      /* the script position at which the call was killed */
+    size_t used, limit; /* bytes allocated by the state, and its cap */
+    uint64_t deadline;  /* uv_hrtime() past which the current call is killed */
+    double timeout;     /* seconds a call may run */
+    int oom;            /* an allocation was refused during this call */
+    int expired;        /* the call is being killed: the hook fires on every line */
+    char where[256];    /* the script position at which the call was killed */
 } sandbox;
 
 static const char sandbox_entry_key = 'e'; /* registry: the entry table of the sandbox */
@@ -119,13 +119,13 @@ static int sandbox_copy(lua_State *from, int idx, lua_State *to, int depth, cons
         }
         lua_newtable(to);
         lua_pushnil(from);
-        while (lua_next(from, idx)) {            /* from: ... key value */
+        while (lua_next(from, idx)) { /* from: ... key value */
             if (sandbox_copy(from, -2, to, depth + 1, err) < 0
                 || sandbox_copy(from, -1, to, depth + 1, err) < 0) {
                 lua_pop(from, 2);
                 return -1;
             }
-            lua_rawset(to, -3);                  /* to: ... table */
+            lua_rawset(to, -3); /* to: ... table */
             lua_pop(from, 1);
         }
         return 0;
@@ -170,13 +170,13 @@ static int sandbox_call(lua_State *C)
     const char *err = NULL;
 
     lua_settop(L, 0);
-    lua_pushcfunction(L, sandbox_message);                   /* h */
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_entry_key);   /* h entry */
+    lua_pushcfunction(L, sandbox_message);                 /* h */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_entry_key); /* h entry */
     if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
         lua_settop(L, 0);
         return luaL_error(C, "sandbox has no function '%s'", name);
     }
-    lua_remove(L, 2);                                     /* h f */
+    lua_remove(L, 2); /* h f */
     base = 1;
     sb->oom = 0;
     sb->expired = 0;
@@ -185,18 +185,18 @@ static int sandbox_call(lua_State *C)
     lua_pushlightuserdata(L, C);
     lua_pushinteger(L, 3);
     lua_pushinteger(L, nargs);
-    status = lua_pcall(L, 3, nargs, base);                /* h f args... */
+    status = lua_pcall(L, 3, nargs, base); /* h f args... */
     if (status == LUA_OK) {
         sb->deadline = uv_hrtime() + (uint64_t)(sb->timeout * 1e9);
         lua_sethook(L, sandbox_hook, LUA_MASKCOUNT, SANDBOX_HOOK_COUNT);
-        status = lua_pcall(L, nargs, LUA_MULTRET, base);  /* h results... */
+        status = lua_pcall(L, nargs, LUA_MULTRET, base); /* h results... */
         lua_sethook(L, NULL, 0, 0);
     }
     if (status != LUA_OK || sb->oom || sb->expired) {
         lua_pushboolean(C, 0);
         if (sb->oom || status == LUA_ERRMEM)
-            lua_pushfstring(C, "%sscript exceeded its memory limit of %d KiB",
-                            sb->where, (int)(sb->limit / 1024));
+            lua_pushfstring(C, "%sscript exceeded its memory limit of %d KiB", sb->where,
+                            (int)(sb->limit / 1024));
         else if (sb->expired)
             lua_pushfstring(C, "%sscript exceeded its time limit of %d ms", sb->where,
                             (int)(sb->timeout * 1000));
@@ -213,8 +213,7 @@ static int sandbox_call(lua_State *C)
         if (sandbox_copy(L, base + i, C, 0, &err) < 0) {
             lua_settop(L, 0);
             lua_pushboolean(C, 0);
-            lua_pushfstring(C, "%s returned a value that cannot leave the sandbox: %s",
-                            name, err);
+            lua_pushfstring(C, "%s returned a value that cannot leave the sandbox: %s", name, err);
             return 2;
         }
     }
@@ -241,17 +240,11 @@ static int sandbox_memory(lua_State *C)
 }
 
 static const luaL_Reg sandbox_libs[] = {
-    {LUA_GNAME, luaopen_base},
-    {LUA_LOADLIBNAME, luaopen_package},
-    {LUA_COLIBNAME, luaopen_coroutine},
-    {LUA_TABLIBNAME, luaopen_table},
-    {LUA_STRLIBNAME, luaopen_string},
-    {LUA_MATHLIBNAME, luaopen_math},
-    {LUA_UTF8LIBNAME, luaopen_utf8},
-    {LUA_OSLIBNAME, luaopen_os},
-    {LUA_DBLIBNAME, luaopen_debug},
-    {NULL, NULL}
-};
+    {LUA_GNAME, luaopen_base},          {LUA_LOADLIBNAME, luaopen_package},
+    {LUA_COLIBNAME, luaopen_coroutine}, {LUA_TABLIBNAME, luaopen_table},
+    {LUA_STRLIBNAME, luaopen_string},   {LUA_MATHLIBNAME, luaopen_math},
+    {LUA_UTF8LIBNAME, luaopen_utf8},    {LUA_OSLIBNAME, luaopen_os},
+    {LUA_DBLIBNAME, luaopen_debug},     {NULL, NULL}};
 
 /* Runs inside the new state, protected: opens the libraries the trusted library
  * needs (no io; the script itself gets only an allow-list), sets package.path, no
@@ -275,7 +268,7 @@ static int sandbox_init(lua_State *L)
     lua_pop(L, 1);
     lua_getglobal(L, "require");
     lua_pushstring(L, entry);
-    lua_call(L, 1, 1);                                    /* entry table */
+    lua_call(L, 1, 1); /* entry table */
     luaL_checktype(L, -1, LUA_TTABLE);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox_entry_key);
     return 0;
@@ -293,10 +286,10 @@ static int sandbox_new(lua_State *C)
 
     luaL_checktype(C, 1, LUA_TTABLE);
     lua_settop(C, 1);
-    binding_field(C, 1, "path", LUA_TSTRING, 0);         /* t path */
-    binding_field(C, 1, "entry", LUA_TSTRING, 0);        /* t path entry */
-    binding_field(C, 1, "memory", BINDING_TINTEGER, 1);  /* t path entry memory */
-    binding_field(C, 1, "timeout", LUA_TNUMBER, 1);      /* t path entry memory timeout */
+    binding_field(C, 1, "path", LUA_TSTRING, 0);        /* t path */
+    binding_field(C, 1, "entry", LUA_TSTRING, 0);       /* t path entry */
+    binding_field(C, 1, "memory", BINDING_TINTEGER, 1); /* t path entry memory */
+    binding_field(C, 1, "timeout", LUA_TNUMBER, 1);     /* t path entry memory timeout */
     path = lua_tostring(C, 2);
     entry = lua_tostring(C, 3);
     memory = luaL_optinteger(C, 4, 64 * 1024 * 1024);
@@ -329,11 +322,7 @@ static int sandbox_new(lua_State *C)
 }
 
 static const luaL_Reg sandbox_methods[] = {
-    {"call", sandbox_call},
-    {"memory", sandbox_memory},
-    {"close", sandbox_close},
-    {NULL, NULL}
-};
+    {"call", sandbox_call}, {"memory", sandbox_memory}, {"close", sandbox_close}, {NULL, NULL}};
 
 void sandbox_open(lua_State *L, lua_CFunction open_core)
 {

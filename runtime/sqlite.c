@@ -249,13 +249,11 @@ static int sqlite_rows(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg sqlite_methods[] = {
-    {"exec", sqlite_exec},
-    {"run", sqlite_run},
-    {"rows", sqlite_rows},
-    {"close", sqlite_close},
-    {NULL, NULL}
-};
+static const luaL_Reg sqlite_methods[] = {{"exec", sqlite_exec},
+                                          {"run", sqlite_run},
+                                          {"rows", sqlite_rows},
+                                          {"close", sqlite_close},
+                                          {NULL, NULL}};
 
 void phonehome_sqlite_open(lua_State *L, const core_api *core)
 {

@@ -207,19 +207,12 @@ static int store_is_root(lua_State *L)
 }
 
 static const luaL_Reg store_funcs[] = {
-    {"is_root", store_is_root},
-    {"remove", store_remove},
-    {"readfile", store_readfile},
-    {"listdir", store_listdir},
-    {"isdir", store_isdir},
-    {"exists", store_exists},
-    {"mkdir", store_mkdir},
-    {"write_atomic", store_write_atomic},
-    {"uuid", store_uuid},
-    {"uuid_valid", store_uuid_valid},
-    {"getenv", store_getenv},
-    {NULL, NULL}
-};
+    {"is_root", store_is_root},   {"remove", store_remove},
+    {"readfile", store_readfile}, {"listdir", store_listdir},
+    {"isdir", store_isdir},       {"exists", store_exists},
+    {"mkdir", store_mkdir},       {"write_atomic", store_write_atomic},
+    {"uuid", store_uuid},         {"uuid_valid", store_uuid_valid},
+    {"getenv", store_getenv},     {NULL, NULL}};
 
 void store_open(lua_State *L)
 {
