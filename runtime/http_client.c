@@ -215,52 +215,100 @@ static void http_check_done(void)
     }
 }
 
+/* What core.http's first argument asks for; its strings stay on the Lua stack. */
+typedef struct http_options {
+    const char *url, *method, *body, *ua, *ca;
+    size_t body_len;
+    double connect_timeout, timeout;
+    lua_Integer max_body;
+    int nheaders; /* the headers are at stack index 11 */
+} http_options;
+
+/* Reads and checks the fields of the table at index 1 onto stack slots 3 to 11. */
+static void http_read_options(lua_State *L, http_options *o)
+{
+    int i;
+
+    lua_settop(L, 2);
+    api->field(L, 1, "url", LUA_TSTRING, 0);                                             /* 3 */
+    api->field(L, 1, "method", LUA_TSTRING, 1);                                          /* 4 */
+    api->field(L, 1, "body", LUA_TSTRING, 1);                                            /* 5 */
+    api->field(L, 1, "user_agent", LUA_TSTRING, 1);                                      /* 6 */
+    api->field(L, 1, "connect_timeout", LUA_TNUMBER, 1);                                 /* 7 */
+    api->field(L, 1, "timeout", LUA_TNUMBER, 1);                                         /* 8 */
+    api->field(L, 1, "max_body", BINDING_TINTEGER, 1);                                   /* 9 */
+    api->field(L, 1, "ca_file", LUA_TSTRING, 1);                                         /* 10 */
+    o->nheaders = api->field(L, 1, "headers", LUA_TTABLE, 1) ? (int)luaL_len(L, 11) : 0; /* 11 */
+    o->url = lua_tostring(L, 3);
+    o->method = luaL_optstring(L, 4, "GET");
+    o->body_len = 0;
+    o->body = luaL_optlstring(L, 5, NULL, &o->body_len);
+    o->ua = luaL_optstring(L, 6, "phonehome/" PHONEHOME_VERSION);
+    o->connect_timeout = luaL_optnumber(L, 7, 10);
+    o->timeout = luaL_optnumber(L, 8, 30);
+    o->max_body = luaL_optinteger(L, 9, 64 * 1024);
+    o->ca = luaL_optstring(L, 10, NULL);
+    if (!(o->connect_timeout > 0))
+        api->field_error(L, 1, "connect_timeout", "must be positive");
+    if (!(o->timeout > 0))
+        api->field_error(L, 1, "timeout", "must be positive");
+    if (o->max_body < 0)
+        api->field_error(L, 1, "max_body", "must not be negative");
+    for (i = 1; i <= o->nheaders; i++) {
+        if (lua_geti(L, 11, i) != LUA_TSTRING) /* ... header */
+            api->field_error(
+                L, 1, "headers",
+                lua_pushfstring(L, "string expected at [%d], got %s", i, luaL_typename(L, -1)));
+        lua_pop(L, 1);
+    }
+}
+
+/* Sets up the transfer of r as o asks: bounded, verified, http(s) only, no redirects. */
+static void http_setopts(http_request *r, const http_options *o)
+{
+    CURL *e = r->easy;
+
+    curl_easy_setopt(e, CURLOPT_URL, o->url);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, o->method);
+    if (o->body != NULL) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)o->body_len);
+        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, o->body);
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, o->ua);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(o->connect_timeout * 1000));
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(o->timeout * 1000));
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    /* reports are minutes or hours apart: no idle connection kept to wake us */
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    /* Debian sets a CA directory too, which defeats the cached CA store */
+    curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+    if (o->ca != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, o->ca);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+}
+
 /* core.http({ url, method, headers = { "K: V" }, body, user_agent, connect_timeout,
  * timeout (seconds), max_body, ca_file }, callback) -> request. The callback gets
  * { status, body, bytes, retry_after } or { error, code }; request:cancel() ends it. */
 static int http_new(lua_State *L)
 {
-    const char *url, *method, *body, *ua, *ca;
-    size_t body_len = 0;
-    double connect_timeout, timeout;
-    lua_Integer max_body;
+    http_options o;
     http_request *r;
     http_box *box;
-    int i, n;
+    int i;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_settop(L, 2);
-    api->field(L, 1, "url", LUA_TSTRING, 0);                                   /* 3 */
-    api->field(L, 1, "method", LUA_TSTRING, 1);                                /* 4 */
-    api->field(L, 1, "body", LUA_TSTRING, 1);                                  /* 5 */
-    api->field(L, 1, "user_agent", LUA_TSTRING, 1);                            /* 6 */
-    api->field(L, 1, "connect_timeout", LUA_TNUMBER, 1);                       /* 7 */
-    api->field(L, 1, "timeout", LUA_TNUMBER, 1);                               /* 8 */
-    api->field(L, 1, "max_body", BINDING_TINTEGER, 1);                         /* 9 */
-    api->field(L, 1, "ca_file", LUA_TSTRING, 1);                               /* 10 */
-    n = api->field(L, 1, "headers", LUA_TTABLE, 1) ? (int)luaL_len(L, 11) : 0; /* 11 */
-    url = lua_tostring(L, 3);
-    method = luaL_optstring(L, 4, "GET");
-    body = luaL_optlstring(L, 5, NULL, &body_len);
-    ua = luaL_optstring(L, 6, "phonehome/" PHONEHOME_VERSION);
-    connect_timeout = luaL_optnumber(L, 7, 10);
-    timeout = luaL_optnumber(L, 8, 30);
-    max_body = luaL_optinteger(L, 9, 64 * 1024);
-    ca = luaL_optstring(L, 10, NULL);
-    if (!(connect_timeout > 0))
-        return api->field_error(L, 1, "connect_timeout", "must be positive");
-    if (!(timeout > 0))
-        return api->field_error(L, 1, "timeout", "must be positive");
-    if (max_body < 0)
-        return api->field_error(L, 1, "max_body", "must not be negative");
-    for (i = 1; i <= n; i++) {
-        if (lua_geti(L, 11, i) != LUA_TSTRING) /* ... header */
-            return api->field_error(
-                L, 1, "headers",
-                lua_pushfstring(L, "string expected at [%d], got %s", i, luaL_typename(L, -1)));
-        lua_pop(L, 1);
-    }
+    http_read_options(L, &o);
     if (http_init() < 0)
         return luaL_error(L, "cannot initialise libcurl");
 
@@ -274,10 +322,10 @@ static int http_new(lua_State *L)
     box->r = r;
     r->box = &box->r;
     r->L = api->main_thread(L);
-    r->max_body = (size_t)max_body;
+    r->max_body = (size_t)o.max_body;
     r->fn_ref = r->self_ref = LUA_NOREF;
     /* r is the userdata's: an error raised from here on leaves it to the finalizer */
-    for (i = 1; i <= n; i++) {
+    for (i = 1; i <= o.nheaders; i++) {
         struct curl_slist *h;
         const char *line;
         lua_geti(L, 11, i); /* ... header */
@@ -288,32 +336,7 @@ static int http_new(lua_State *L)
             return luaL_error(L, "cannot add header %d", i);
         r->headers = h;
     }
-    curl_easy_setopt(r->easy, CURLOPT_URL, url);
-    curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);
-    if (body != NULL) {
-        curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long)body_len);
-        curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, body);
-    }
-    curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
-    curl_easy_setopt(r->easy, CURLOPT_USERAGENT, ua);
-    curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000));
-    curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
-    curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(r->easy, CURLOPT_FOLLOWLOCATION, 0L);
-    /* reports are minutes or hours apart: no idle connection kept to wake us */
-    curl_easy_setopt(r->easy, CURLOPT_FORBID_REUSE, 1L);
-    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, 2L);
-    /* Debian sets a CA directory too, which defeats the cached CA store */
-    curl_easy_setopt(r->easy, CURLOPT_CAPATH, NULL);
-    if (ca != NULL)
-        curl_easy_setopt(r->easy, CURLOPT_CAINFO, ca);
-    curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, http_on_body);
-    curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, http_on_header);
-    curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+    http_setopts(r, &o);
     lua_pushvalue(L, 2);
     r->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, -1);

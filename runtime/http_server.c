@@ -289,6 +289,67 @@ static int httpd_parse_listen(const char *listen, struct sockaddr_in *sa)
     return inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sa->sin_addr) == 1 ? 0 : -1;
 }
 
+/* Starts libmicrohttpd for s on sa, with TLS when cert is given: 0, an errno value, or
+ * -1 when the key or certificate is refused. */
+static int httpd_start(httpd *s, struct sockaddr_in *sa, const char *cert, const char *key)
+{
+    unsigned int flags = MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem opts[12];
+    size_t n = 0;
+    int err;
+
+    /* the logger first, so that it hears every complaint; the key and certificate only
+     * with TLS, else libmicrohttpd complains of them */
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpd_log, NULL};
+    if (cert != NULL) {
+        flags |= MHD_USE_TLS;
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert};
+    }
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, sa};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)httpd_completed, s};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 10, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 1000, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    errno = 0; /* still 0 after a failure: not one of the system (a bad key, say) */
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, s, MHD_OPTION_ARRAY, opts,
+                              MHD_OPTION_END);
+    err = errno;
+    if (s->mhd != NULL)
+        return 0;
+    if (cert != NULL && err == 0)
+        return -1;
+    return err ? err : EADDRINUSE;
+}
+
+/* Puts s's epoll descriptor and timeouts on the libuv loop: 0, or an errno value with
+ * the server stopped. */
+static int httpd_attach(httpd *s)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    int fd = info ? info->epoll_fd : -1, err;
+
+    s->poll = malloc(sizeof *s->poll);
+    s->timer = malloc(sizeof *s->timer);
+    err = fd < 0 ? EBADF : s->poll == NULL || s->timer == NULL ? ENOMEM : 0;
+    if (err != 0 || (err = -uv_poll_init(uv_default_loop(), s->poll, fd)) != 0)
+        goto fail;
+    uv_timer_init(uv_default_loop(), s->timer);
+    s->poll->data = s->timer->data = s;
+    uv_poll_start(s->poll, UV_READABLE, httpd_on_poll);
+    return 0;
+fail:
+    free(s->poll);
+    free(s->timer);
+    s->poll = NULL;
+    s->timer = NULL;
+    MHD_stop_daemon(s->mhd);
+    s->mhd = NULL;
+    return err;
+}
+
 /* core.httpd{ listen = "127.0.0.1:8080", max_body = bytes, handler = fn, tls_cert = PEM,
  * tls_key = PEM }: a server on the loop, HTTPS when given a certificate and key;
  * handler(request) returns status, body, content type and, optionally, a table of extra
@@ -298,12 +359,8 @@ static int httpd_new(lua_State *L)
     struct sockaddr_in sa;
     const char *listen, *cert, *key;
     lua_Integer max_body;
-    unsigned int flags = MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    struct MHD_OptionItem opts[12];
-    size_t n = 0;
-    const union MHD_DaemonInfo *info;
     httpd *s;
-    int fd, err;
+    int err;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -317,8 +374,6 @@ static int httpd_new(lua_State *L)
     cert = lua_tostring(L, 5);
     key = lua_tostring(L, 6);
     luaL_argcheck(L, (cert == NULL) == (key == NULL), 1, "tls_cert and tls_key go together");
-    if (cert != NULL)
-        flags |= MHD_USE_TLS;
     if (max_body <= 0)
         return api->field_error(L, 1, "max_body", "must be positive");
     if (httpd_parse_listen(listen, &sa) < 0)
@@ -330,53 +385,19 @@ static int httpd_new(lua_State *L)
     luaL_setmetatable(L, HTTPD_HANDLE);
     s->L = api->main_thread(L);
     s->max_body = (size_t)max_body;
-    /* the logger first, so that it hears every complaint; the key and certificate only
-     * with TLS, else libmicrohttpd complains of them */
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpd_log, NULL};
-    if (cert != NULL) {
-        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key};
-        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert};
-    }
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)httpd_completed, s};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 10, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 1000, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    errno = 0; /* still 0 after a failure: not one of the system (a bad key, say) */
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, s, MHD_OPTION_ARRAY, opts,
-                              MHD_OPTION_END);
-    err = errno;
-    if (s->mhd == NULL) {
+    if ((err = httpd_start(s, &sa, cert, key)) != 0) {
         const char *what = lua_pushfstring(L, "cannot listen on %s", listen);
-        if (cert != NULL && err == 0)
+        if (err < 0)
             return api->fail(L, what, "bad TLS certificate or key", 0, 0);
-        return api->fail(L, what, NULL, err ? err : EADDRINUSE, 0);
+        return api->fail(L, what, NULL, err, 0);
     }
-    info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-    fd = info ? info->epoll_fd : -1;
-    s->poll = malloc(sizeof *s->poll);
-    s->timer = malloc(sizeof *s->timer);
-    err = fd < 0 ? EBADF : s->poll == NULL || s->timer == NULL ? ENOMEM : 0;
-    if (err != 0 || (err = -uv_poll_init(uv_default_loop(), s->poll, fd)) != 0)
-        goto fail;
-    uv_timer_init(uv_default_loop(), s->timer);
-    s->poll->data = s->timer->data = s;
-    uv_poll_start(s->poll, UV_READABLE, httpd_on_poll);
+    if ((err = httpd_attach(s)) != 0)
+        return api->fail(L, "cannot set up the HTTP server on the loop", NULL, err, 0);
     /* from here on the userdata's finalizer closes all of it */
     lua_pushvalue(L, 4);
     s->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     httpd_schedule(s);
     return 1;
-fail:
-    free(s->poll);
-    free(s->timer);
-    s->poll = NULL;
-    s->timer = NULL;
-    MHD_stop_daemon(s->mhd);
-    s->mhd = NULL;
-    return api->fail(L, "cannot set up the HTTP server on the loop", NULL, err, 0);
 }
 
 /* The port it listens on (useful with port 0). */

@@ -16,23 +16,13 @@ local M = {}
 
 M.GRACE = 5   -- seconds a stop waits for transfers in flight
 
--- run(ctx) -> exit code. ctx: scripts, data_dir, options, from_set, from_config, pid,
--- product names (args), flags (after --).
-function M.run(ctx)
-    local scale = tonumber(ctx.options["time-scale"] or 1)
-    if not scale or scale <= 0 then
-        io.stderr:write("phonehome: --time-scale: expected a positive number\n")
-        return 2
-    end
-    local ok, err = datadir.writable(ctx.data_dir)
-    if not ok then
-        io.stderr:write("phonehome: data directory ", ctx.data_dir, " is not writable: ", err, "\n")
-        return 1
-    end
+-- The daemon's state D (see daemon/runner.lua), with every product the command line
+-- names, or every script, loaded; products that cannot run are logged and left out.
+local function load_products(ctx, scale)
     local start = core.time()
-    local D = { ctx = ctx, data_dir = ctx.data_dir, flags = ctx.flags, scale = scale, pid = ctx.pid,
-                endpoint = ctx.options.endpoint, dry_run = ctx.options["dry-run"] == true,
-                once = ctx.options.once == true,
+    local D = { ctx = ctx, data_dir = ctx.data_dir, flags = ctx.flags, scale = scale,
+                pid = ctx.pid, endpoint = ctx.options.endpoint,
+                dry_run = ctx.options["dry-run"] == true, once = ctx.options.once == true,
                 session_id = core.uuid(), products = {}, stopping = false }
     function D.sched_opts(p)
         return { start = start, now = core.time(), state = p.state, settings = p.settings,
@@ -51,60 +41,87 @@ function M.run(ctx)
             log.error({ product = name, msg = "product not started", error = why })
         end
     end
-    if #D.products == 0 then
-        io.stderr:write("phonehome: no product could be started\n")
-        return 1
-    end
-    for _, p in ipairs(D.products) do runner.start(D, p) end
+    return D
+end
 
-    local signals, watcher = {}, nil
-    local function finish()
-        for _, p in ipairs(D.products) do
-            if p.timer then p.timer:close() end
-            p.spool:persist()
-            runner.save(D, p)
-        end
-        for _, s in ipairs(signals) do s:close() end
-        if watcher then watcher:close() end
-        core.stop()
-    end
+-- Signals: SIGTERM and SIGINT stop (transfers in flight get the grace, then what is
+-- left stays spooled), SIGHUP reloads every script, SIGUSR1 logs each product's state.
+-- Returns stop(reason) and the list of handles it closes once stopped (more may join).
+local function handle_signals(D)
+    local handles = {}
     local function stop(signal)
         if D.stopping then return end
         D.stopping = true
         log.info({ msg = "stopping", signal = signal })
         async.drain(M.GRACE, function() return next(async.in_flight) == nil end, function()
-            -- past the grace: what is still in flight stays in the spool
             for req in pairs(async.in_flight) do req:cancel() end
-            finish()
+            for _, p in ipairs(D.products) do
+                if p.timer then p.timer:close() end
+                p.spool:persist()
+                runner.save(D, p)
+            end
+            for _, h in ipairs(handles) do h:close() end
+            core.stop()
         end)
     end
-    signals[#signals + 1] = core.signal("SIGTERM", stop)
-    signals[#signals + 1] = core.signal("SIGINT", stop)
-    signals[#signals + 1] = core.signal("SIGHUP", function()
+    handles[#handles + 1] = core.signal("SIGTERM", stop)
+    handles[#handles + 1] = core.signal("SIGINT", stop)
+    handles[#handles + 1] = core.signal("SIGHUP", function()
         log.info({ msg = "reloading every script", signal = "SIGHUP" })
         reload.rescan(D, nil)
     end)
-    signals[#signals + 1] = core.signal("SIGUSR1", function()
+    handles[#handles + 1] = core.signal("SIGUSR1", function()
         for _, p in ipairs(D.products) do log.info(runner.state_line(p)) end
     end)
+    return stop, handles
+end
 
+-- --once: every product's report now; stops when none is being built or delivered.
+-- The exit code: 1 when a report failed or was left undelivered.
+local function run_once(D, stop)
+    local pending = #D.products
+    for _, p in ipairs(D.products) do
+        async.spawn(function()
+            runner.report(D, p)
+            pending = pending - 1
+            if pending == 0 then stop("--once") end
+        end)
+    end
+    core.run()
+    for _, p in ipairs(D.products) do
+        if p.failed or (p.sending and not D.dry_run and p.spool:depth() > 0) then return 1 end
+    end
+    return 0
+end
+
+-- run(ctx) -> exit code. ctx: scripts, data_dir, options, from_set, from_config, pid,
+-- product names (args), flags (after --).
+function M.run(ctx)
+    local scale = tonumber(ctx.options["time-scale"] or 1)
+    if not scale or scale <= 0 then
+        io.stderr:write("phonehome: --time-scale: expected a positive number\n")
+        return 2
+    end
+    local ok, err = datadir.writable(ctx.data_dir)
+    if not ok then
+        io.stderr:write("phonehome: data directory ", ctx.data_dir, " is not writable: ", err, "\n")
+        return 1
+    end
+    local D = load_products(ctx, scale)
+    if #D.products == 0 then
+        io.stderr:write("phonehome: no product could be started\n")
+        return 1
+    end
+    for _, p in ipairs(D.products) do runner.start(D, p) end
+    local stop, handles = handle_signals(D)
     local code = 0
     if D.once then
-        -- every product now; done when no report is being built or delivered
-        local pending = #D.products
-        for _, p in ipairs(D.products) do
-            async.spawn(function()
-                runner.report(D, p)
-                pending = pending - 1
-                if pending == 0 then stop("--once") end
-            end)
-        end
-        core.run()
-        for _, p in ipairs(D.products) do
-            if p.failed or (p.sending and not D.dry_run and p.spool:depth() > 0) then code = 1 end
-        end
+        code = run_once(D, stop)
     else
-        watcher = watch.start(ctx.scripts, function(changed) reload.rescan(D, changed) end)
+        -- the watch is closed with the signals when the daemon stops
+        handles[#handles + 1] = watch.start(ctx.scripts, function(changed)
+            reload.rescan(D, changed)
+        end)
         core.run()
     end
     for _, p in ipairs(D.products) do p.product:close() end
