@@ -3,20 +3,16 @@
 local h = require("support.helper")
 
 -- Runs Lua code in a child interpreter with the phonehome.core of the build under test
--- (and the sanitizer runtime `make sanitize` preloads): { pid, dir, out, err }. DIR in
--- the code is the child's own directory. A watcher keeps its exit code for h.exit_code.
+-- (and the sanitizer runtime `make sanitize` preloads), as h.spawn_shell does; DIR in the
+-- code is the child's own directory, c.work.
 local function child(code)
     local d = h.tmpdir()
-    h.write(d .. "/child.lua", string.format("package.cpath = %q\nlocal DIR = %q\n",
-                                             h.build .. "/lib/?.so", d) .. code)
-    h.sh("( LD_PRELOAD=" .. h.quote(os.getenv("LD_PRELOAD") or "")
-        .. " ASAN_OPTIONS=detect_leaks=0 lua5.4 "
-        .. d .. "/child.lua >" .. d .. "/out 2>" .. d .. "/err </dev/null & "
-        .. "echo $! >" .. d .. "/pid.tmp; mv " .. d .. "/pid.tmp " .. d .. "/pid; wait $!; "
-        .. "echo $? >" .. d .. "/code.tmp; mv " .. d .. "/code.tmp " .. d
-        .. "/code ) >/dev/null 2>&1 &")
-    return { dir = d, pid = tonumber(h.wait_for(d .. "/pid", "(%d+)")), out = d .. "/out",
-             err = d .. "/err" }
+    local file = h.write(d .. "/child.lua", string.format("package.cpath = %q\nlocal DIR = %q\n",
+                                                          h.build .. "/lib/?.so", d) .. code)
+    local c = h.spawn_shell("LD_PRELOAD=" .. h.quote(os.getenv("LD_PRELOAD") or "")
+        .. " ASAN_OPTIONS=detect_leaks=0 lua5.4 " .. file)
+    c.work = d
+    return c
 end
 
 local function lines(text)
@@ -25,9 +21,7 @@ local function lines(text)
     return out
 end
 
-local function has(expected, text)
-    assert(text:find(expected, 1, true), "expected '" .. expected .. "' in '" .. text .. "'")
-end
+local has = h.has
 
 describe("collect's stderr #integration", function()
     after_each(h.cleanup)
@@ -91,7 +85,7 @@ end)
 core.run()
 print("returned")
 ]])
-        local url = "http://127.0.0.1:" .. h.wait_for(c.dir .. "/port", "(%d+)", 30)
+        local url = "http://127.0.0.1:" .. h.wait_for(c.work .. "/port", "(%d+)", 30)
         assert.are.equal(500, (h.http(url .. "/boom")))
         local status, body = h.http(url .. "/ok")
         assert.are.equal(200, status)

@@ -10,9 +10,7 @@ local function raised(fn, ...)
     return tostring(err)
 end
 
-local function has(expected, text)
-    assert(text:find(expected, 1, true), "expected '" .. expected .. "' in '" .. text .. "'")
-end
+local has = h.has
 
 describe("a bad field of a table argument", function()
     local function nop() end

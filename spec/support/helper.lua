@@ -57,16 +57,27 @@ function M.run(args, env)
     return { code = code, out = slurp(d .. "/out"), err = slurp(d .. "/err") }
 end
 
--- Starts the binary in the background: { pid, err, out (paths of its output) }.
--- A watcher shell waits for it and keeps its exit code for M.exit_code.
-function M.spawn(args, env)
+-- Starts a shell command in the background, in a fresh directory d, its output in d/out
+-- and d/err: { pid, err, out, dir }. A watcher shell waits for it and keeps its exit code
+-- for M.exit_code.
+function M.spawn_shell(cmd)
     local d = M.tmpdir()
-    M.sh("( " .. command(args, env) .. " >" .. d .. "/out 2>" .. d .. "/err </dev/null & "
+    M.sh("( " .. cmd .. " >" .. d .. "/out 2>" .. d .. "/err </dev/null & "
         .. "echo $! >" .. d .. "/pid.tmp; mv " .. d .. "/pid.tmp " .. d .. "/pid; wait $!; "
         .. "echo $? >" .. d .. "/code.tmp; mv " .. d .. "/code.tmp " .. d .. "/code ) "
         .. ">/dev/null 2>&1 &")
     local pid = tonumber(M.wait_for(d .. "/pid", "(%d+)"))
     return { pid = pid, err = d .. "/err", out = d .. "/out", dir = d }
+end
+
+-- Starts the binary in the background (see spawn_shell).
+function M.spawn(args, env)
+    return M.spawn_shell(command(args, env))
+end
+
+-- Asserts that text holds expected, as plain text.
+function M.has(expected, text)
+    assert(text:find(expected, 1, true), "expected '" .. expected .. "' in '" .. text .. "'")
 end
 
 -- Waits (up to 10 s) for a match of pattern in a file; returns the capture.
