@@ -42,14 +42,9 @@ static int probe_memory_total(lua_State *L)
     return 1;
 }
 
-static int probe_memory_free(lua_State *L)
-{
-    lua_pushinteger(L, (lua_Integer)uv_get_free_memory());
-    return 1;
-}
-
-/* libuv 1.44 has no uv_get_available_memory: MemAvailable from /proc/meminfo. */
-static int probe_memory_available(lua_State *L)
+/* One "Key: N kB" line of /proc/meminfo, in bytes: libuv's free memory is MemAvailable
+ * on some versions and MemFree on others, and 1.44 has no available memory at all. */
+static int probe_meminfo(lua_State *L, const char *key)
 {
     char buf[8192];
     lua_Integer v;
@@ -57,10 +52,20 @@ static int probe_memory_available(lua_State *L)
 
     if (n < 0)
         return binding_fail(L, "/proc/meminfo", NULL, -n, 0);
-    if (probe_kb_field(buf, "MemAvailable:", &v) < 0)
-        return binding_fail(L, "/proc/meminfo", "no MemAvailable line", 0, 0);
+    if (probe_kb_field(buf, key, &v) < 0)
+        return binding_fail(L, "/proc/meminfo", lua_pushfstring(L, "no %s line", key), 0, 0);
     lua_pushinteger(L, v);
     return 1;
+}
+
+static int probe_memory_free(lua_State *L)
+{
+    return probe_meminfo(L, "MemFree:");
+}
+
+static int probe_memory_available(lua_State *L)
+{
+    return probe_meminfo(L, "MemAvailable:");
 }
 
 /* The cgroup v2 limit of our own cgroup, which libuv 1.44 does not read. */

@@ -28,11 +28,7 @@ describe("system probes", function()
     end
 
     it("read free and available memory as /proc/meminfo does", function()
-        -- libuv reads MemAvailable for free memory since 1.45 (and Debian's 1.44 does too);
-        -- older ones take sysinfo's freeram, which is MemFree
-        local free_ok, why = between("MemFree", core.memory_free)
-        if not free_ok then free_ok, why = between("MemAvailable", core.memory_free) end
-        assert.is_true(free_ok, why)
+        assert.is_true(between("MemFree", core.memory_free))
         assert.is_true(between("MemAvailable", core.memory_available))
         assert.is_true(core.memory_available() <= core.memory_total())
     end)
