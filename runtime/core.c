@@ -75,6 +75,7 @@ int luaopen_phonehome_core(lua_State *L)
     lua_newtable(L);
     probe_open(L);
     sandbox_open(L, luaopen_phonehome_core);
+    isolate_open(L);
     store_open(L);
     loop_open(L);
     lua_createtable(L, 0, 1);

@@ -24,8 +24,28 @@ void binding_log(const char *level, const char *msg, const char *key, const char
 /* probe.c: system and process probes */
 void probe_open(lua_State *L);
 
-/* sandbox.c: sandboxed product states */
+/* sandbox.c: sandboxed states, one call at a time under their limits */
+typedef struct sandbox sandbox;
 void sandbox_open(lua_State *L, lua_CFunction open_core);
+int sandbox_invoke(lua_State *C, sandbox *sb, const char *name, int first, int nargs);
+sandbox *sandbox_arg(lua_State *C, int idx);
+int sandbox_has(sandbox *sb, const char *name);
+lua_State *sandbox_state(sandbox *sb);
+size_t sandbox_limit(sandbox *sb);
+double sandbox_timeout(sandbox *sb);
+
+/* isolate.c: sb:call and sb:call_async, each call in a child process with a hard kill */
+void isolate_open(lua_State *L);
+
+/* wire.c: plain values as bytes, bounded, shared tables kept shared */
+typedef struct wire_buffer {
+    char *data;
+    size_t len, cap, limit; /* bytes written, allocated, and allowed */
+    size_t nodes;           /* values written */
+    const char *err;        /* why the last write failed */
+} wire_buffer;
+int wire_encode(lua_State *L, int first, int n, wire_buffer *b);
+int wire_decode(lua_State *L, const char *p, size_t len);
 
 /* store.c: files, directories and identifiers */
 void store_open(lua_State *L);

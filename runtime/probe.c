@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 #include "phonehome.h"
@@ -207,17 +208,6 @@ static int probe_container(lua_State *L)
     return 2;
 }
 
-/* Seconds since the epoch at which the system booted (btime of /proc/stat). */
-static int probe_boot_time(double *out)
-{
-    char buf[65536];
-    const char *p;
-    if (probe_read("/proc/stat", buf, sizeof buf) < 0 || (p = strstr(buf, "\nbtime ")) == NULL)
-        return -1;
-    *out = strtod(p + 7, NULL);
-    return 0;
-}
-
 /* Fields 14, 15 and 22 of /proc/PID/stat: user and system ticks, start ticks after boot. */
 static int probe_stat(const char *text, double *utime, double *stime, double *start)
 {
@@ -262,7 +252,8 @@ static int probe_process(lua_State *L)
 {
     lua_Integer pid = luaL_optinteger(L, 1, 0);
     char path[64], stat[4096], status[8192];
-    double utime = 0, stime = 0, start = 0, boot = 0, now, ticks = (double)sysconf(_SC_CLK_TCK);
+    double utime = 0, stime = 0, start = 0, now, age, ticks = (double)sysconf(_SC_CLK_TCK);
+    struct timespec boot;
     lua_Integer rss = 0, peak = 0;
     uv_timeval64_t tv;
     int n;
@@ -273,11 +264,11 @@ static int probe_process(lua_State *L)
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     if ((n = probe_read(path, stat, sizeof stat)) < 0)
         return binding_fail(L, NULL, lua_pushfstring(L, "no process with pid %d", (int)pid), -n, 0);
+    if (probe_stat(stat, &utime, &stime, &start) < 0)
+        return binding_fail(L, path, "unexpected format", 0, 0);
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     if ((n = probe_read(path, status, sizeof status)) < 0)
         return binding_fail(L, path, NULL, -n, 0);
-    if (probe_stat(stat, &utime, &stime, &start) < 0 || probe_boot_time(&boot) < 0)
-        return binding_fail(L, "/proc", "unexpected format", 0, 0);
     /* kernel threads and zombies have no VmRSS line: their resident memory is zero */
     probe_kb_field(status, "VmRSS:", &rss);
     probe_kb_field(status, "VmHWM:", &peak);
@@ -293,18 +284,22 @@ static int probe_process(lua_State *L)
         if (uv_resident_set_memory(&r) == 0)
             rss = (lua_Integer)r;
     }
+    /* the age from the clock the start ticks count on (btime is whole seconds) */
+    clock_gettime(CLOCK_BOOTTIME, &boot);
+    age = (double)boot.tv_sec + boot.tv_nsec / 1e9 - start / ticks;
+    if (age < 0)
+        age = 0;
     uv_gettimeofday(&tv);
     now = (double)tv.tv_sec + tv.tv_usec / 1e6;
-    start = boot + start / ticks;
     lua_createtable(L, 0, 8);
     probe_setint(L, "pid", pid);
     probe_setint(L, "rss", rss);
     probe_setint(L, "peak_rss", peak > rss ? peak : rss);
     probe_setnum(L, "user_cpu", utime / ticks);
     probe_setnum(L, "system_cpu", stime / ticks);
-    probe_setnum(L, "start_time", start);
-    probe_setnum(L, "uptime", now > start ? now - start : 0);
-    probe_setnum(L, "cpu_percent", now > start ? (utime + stime) / ticks / (now - start) * 100 : 0);
+    probe_setnum(L, "start_time", now - age);
+    probe_setnum(L, "uptime", age);
+    probe_setnum(L, "cpu_percent", age > 0 ? (utime + stime) / ticks / age * 100 : 0);
     return 1;
 }
 

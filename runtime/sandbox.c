@@ -1,5 +1,6 @@
-/* sandbox.c: the sandbox host: one sandboxed lua_State per product, with a memory cap
- * and a time budget; plain values are copied between it and the calling state. */
+/* sandbox.c: the sandbox host: a sandboxed lua_State with a memory cap and a time budget
+ * per call, holding the trusted entry module; the calls themselves run in a child
+ * process of their own (isolate.c), each on a copy of this state. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 #define SANDBOX_COPY_DEPTH 64
 #define SANDBOX_HOOK_COUNT 10000
 
-typedef struct sandbox {
+struct sandbox {
     lua_State *L;
     size_t used, limit; /* bytes allocated by the state, and its cap */
     uint64_t deadline;  /* uv_hrtime() past which the current call is killed */
@@ -19,7 +20,7 @@ typedef struct sandbox {
     int oom;            /* an allocation was refused during this call */
     int expired;        /* the call is being killed: the hook fires on every line */
     char where[256];    /* the script position at which the call was killed */
-} sandbox;
+};
 
 static const char sandbox_entry_key = 'e'; /* registry: the entry table of the sandbox */
 
@@ -151,74 +152,94 @@ static int sandbox_copy_in(lua_State *L)
     return n;
 }
 
-/* Message handler: errors keep their position; non-strings are described. */
+/* Message handler: errors keep their position; anything but a string or a number is
+ * described by its type: a __tostring of the script's is not run while a call fails. */
 static int sandbox_message(lua_State *L)
 {
-    if (lua_type(L, 1) != LUA_TSTRING && !luaL_callmeta(L, 1, "__tostring"))
+    if (lua_type(L, 1) != LUA_TSTRING && lua_type(L, 1) != LUA_TNUMBER)
         lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     return 1;
 }
 
-/* sb:call(name, ...) runs entry[name](...) inside the sandbox under its budgets.
- * Returns true, results... or false, message. */
-static int sandbox_call(lua_State *C)
+/* Runs entry[name](args) inside the sandbox under its budgets, the args being nargs
+ * values of C from index first. Returns the number of results, left at indices 2.. of
+ * the sandbox's stack; or -1 with the message of the failure on top of it. */
+int sandbox_invoke(lua_State *C, sandbox *sb, const char *name, int first, int nargs)
 {
-    sandbox *sb = sandbox_check(C, 1);
-    const char *name = luaL_checkstring(C, 2);
-    int nargs = lua_gettop(C) - 2, base, status, nres, i;
     lua_State *L = sb->L;
-    const char *err = NULL;
+    int status;
 
     lua_settop(L, 0);
     lua_pushcfunction(L, sandbox_message);                 /* h */
     lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_entry_key); /* h entry */
     if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
-        lua_settop(L, 0);
-        return luaL_error(C, "sandbox has no function '%s'", name);
+        lua_settop(L, 1);
+        lua_pushfstring(L, "sandbox has no function '%s'", name);
+        return -1;
     }
     lua_remove(L, 2); /* h f */
-    base = 1;
     sb->oom = 0;
     sb->expired = 0;
     sb->where[0] = '\0';
     lua_pushcfunction(L, sandbox_copy_in);
     lua_pushlightuserdata(L, C);
-    lua_pushinteger(L, 3);
+    lua_pushinteger(L, first);
     lua_pushinteger(L, nargs);
-    status = lua_pcall(L, 3, nargs, base); /* h f args... */
+    status = lua_pcall(L, 3, nargs, 1); /* h f args... */
     if (status == LUA_OK) {
         sb->deadline = uv_hrtime() + (uint64_t)(sb->timeout * 1e9);
         lua_sethook(L, sandbox_hook, LUA_MASKCOUNT, SANDBOX_HOOK_COUNT);
-        status = lua_pcall(L, nargs, LUA_MULTRET, base); /* h results... */
+        status = lua_pcall(L, nargs, LUA_MULTRET, 1); /* h results... */
         lua_sethook(L, NULL, 0, 0);
     }
-    if (status != LUA_OK || sb->oom || sb->expired) {
-        lua_pushboolean(C, 0);
-        if (sb->oom || status == LUA_ERRMEM)
-            lua_pushfstring(C, "%sscript exceeded its memory limit of %d KiB", sb->where,
-                            (int)(sb->limit / 1024));
-        else if (sb->expired)
-            lua_pushfstring(C, "%sscript exceeded its time limit of %d ms", sb->where,
-                            (int)(sb->timeout * 1000));
-        else
-            lua_pushstring(C, lua_tostring(L, -1));
+    if (status == LUA_OK && !sb->oom && !sb->expired)
+        return lua_gettop(L) - 1;
+    /* a message of the sandbox's own: what the script raised could be anything */
+    if (sb->oom || status == LUA_ERRMEM) {
         lua_settop(L, 0);
         lua_gc(L, LUA_GCCOLLECT);
-        return 2;
+        lua_pushfstring(L, "%sscript exceeded its memory limit of %d KiB", sb->where,
+                        (int)(sb->limit / 1024));
+    } else if (sb->expired) {
+        lua_settop(L, 0);
+        lua_pushfstring(L, "%sscript exceeded its time limit of %d ms", sb->where,
+                        (int)(sb->timeout * 1000));
+    } else if (lua_type(L, -1) != LUA_TSTRING) {
+        lua_pushliteral(L, "(error object is not a string)");
     }
-    nres = lua_gettop(L) - base;
-    luaL_checkstack(C, nres + 1, "too many results");
-    lua_pushboolean(C, 1);
-    for (i = 1; i <= nres; i++) {
-        if (sandbox_copy(L, base + i, C, 0, &err) < 0) {
-            lua_settop(L, 0);
-            lua_pushboolean(C, 0);
-            lua_pushfstring(C, "%s returned a value that cannot leave the sandbox: %s", name, err);
-            return 2;
-        }
-    }
-    lua_settop(L, 0);
-    return nres + 1;
+    return -1;
+}
+
+/* The state, memory cap and time limit of a sandbox argument, for the process that runs
+ * its calls (isolate.c). */
+sandbox *sandbox_arg(lua_State *C, int idx)
+{
+    return sandbox_check(C, idx);
+}
+
+/* Whether the entry module has a function of that name. */
+int sandbox_has(sandbox *sb, const char *name)
+{
+    int has;
+    lua_rawgetp(sb->L, LUA_REGISTRYINDEX, &sandbox_entry_key);
+    has = lua_getfield(sb->L, -1, name) == LUA_TFUNCTION;
+    lua_pop(sb->L, 2);
+    return has;
+}
+
+lua_State *sandbox_state(sandbox *sb)
+{
+    return sb->L;
+}
+
+size_t sandbox_limit(sandbox *sb)
+{
+    return sb->limit;
+}
+
+double sandbox_timeout(sandbox *sb)
+{
+    return sb->timeout;
 }
 
 static int sandbox_close(lua_State *C)
@@ -322,7 +343,7 @@ static int sandbox_new(lua_State *C)
 }
 
 static const luaL_Reg sandbox_methods[] = {
-    {"call", sandbox_call}, {"memory", sandbox_memory}, {"close", sandbox_close}, {NULL, NULL}};
+    {"memory", sandbox_memory}, {"close", sandbox_close}, {NULL, NULL}};
 
 void sandbox_open(lua_State *L, lua_CFunction open_core)
 {

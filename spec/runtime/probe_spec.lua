@@ -158,13 +158,30 @@ describe("process probes", function()
     end)
 
     it("measure a child's CPU time and its average use of one core", function()
+        -- busy for 0.6 s of its own CPU time however loaded the machine is, then idle
+        local ready = h.tmpdir() .. "/ready"
         local pid = spawn("local t = os.clock() while os.clock() - t < 0.6 do end "
-            .. "os.execute('sleep 5')")
-        h.sh("sleep 1.2")
+            .. "io.open('" .. ready .. "', 'w'):write('1'):close() os.execute('sleep 5')")
+        h.wait_for(ready, "1", 60)
         local p = assert(core.process(pid))
         local cpu = p.user_cpu + p.system_cpu
-        assert.is_true(cpu >= 0.5 and cpu < 1.0, "cpu " .. cpu)
-        assert.is_true(p.cpu_percent > 30 and p.cpu_percent < 100, "percent " .. p.cpu_percent)
+        assert.is_true(cpu >= 0.55 and cpu < 1.0, "cpu " .. cpu)
+        -- the average over its age, both from the same reading
+        assert.is_true(p.uptime >= 0.55, "uptime " .. p.uptime)
+        assert.is_true(math.abs(p.cpu_percent - cpu / p.uptime * 100) < 0.01,
+                       "percent " .. p.cpu_percent)
+    end)
+
+    it("measure a young process's age to the tick, not to the second of boot time", function()
+        local before = core.monotonic()
+        local pid = spawn("os.execute('sleep 5')")
+        local after = core.monotonic()
+        local p = assert(core.process(pid))
+        local now = core.monotonic()
+        -- started between before and after, read before now: its age lies in between,
+        -- give or take a clock tick (10 ms) each side
+        assert.is_true(p.uptime <= now - before + 0.02, "uptime " .. p.uptime)
+        assert.is_true(p.uptime >= now - after - 0.02, "uptime " .. p.uptime)
     end)
 
     it("say so when the process does not exist", function()

@@ -51,9 +51,13 @@ end
 
 -- run(args [, env]) -> { code, out, err }: the real binary, with its own stdout/stderr.
 -- args is a list of arguments; env a table of variables to set for it.
-function M.run(args, env)
+-- With seconds, the binary is killed (code 137) if it runs longer: a spec of something
+-- that used to hang fails instead of hanging.
+function M.run(args, env, seconds)
     local d = M.tmpdir()
-    local _, _, code = os.execute(command(args, env) .. " >" .. d .. "/out 2>" .. d .. "/err")
+    local limit = seconds and ("timeout -s KILL " .. seconds .. " ") or ""
+    local _, _, code = os.execute(limit .. command(args, env) .. " >" .. d .. "/out 2>" .. d
+        .. "/err")
     return { code = code, out = slurp(d .. "/out"), err = slurp(d .. "/err") }
 end
 

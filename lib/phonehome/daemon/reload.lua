@@ -2,6 +2,7 @@
 -- running one only once it has loaded, checked and built one report; a new script starts
 -- its product, a removed one stops it. Driven by the watch on the scripts directory
 -- (daemon/watch.lua) and by SIGHUP.
+local async = require("phonehome.base.async")
 local core = require("phonehome.core")
 local log = require("phonehome.base.log")
 local runner = require("phonehome.daemon.runner")
@@ -43,9 +44,10 @@ local function reload(D, p)
     if not was_sending then runner.resume_sending(D, p) end
 end
 
--- rescan(D, names): reads the scripts directory again for the given products (a set;
--- every product when nil): changed scripts reload, new ones start, removed ones stop.
-function M.rescan(D, names)
+-- Reads the scripts directory again for the given products (a set; every product when
+-- nil): changed scripts reload, new ones start, removed ones stop. Runs in a coroutine:
+-- loading and the dry build wait for their processes while the loop goes on.
+local function rescan(D, names)
     local present = {}
     for _, n in ipairs(sandbox.names(D.ctx.scripts)) do present[n] = true end
     local running = {}
@@ -79,6 +81,31 @@ function M.rescan(D, names)
             end
         end
     end
+end
+
+-- rescan(D, names): rescans as above, one rescan at a time; what changes meanwhile is
+-- gathered into the next one.
+function M.rescan(D, names)
+    if D.rescanning then
+        if names == nil or D.rescan_next == false then
+            D.rescan_next = false   -- everything
+        else
+            D.rescan_next = D.rescan_next or {}
+            for n in pairs(names) do D.rescan_next[n] = true end
+        end
+        return
+    end
+    D.rescanning = true
+    async.spawn(function()
+        local wanted = names
+        repeat
+            local ok, err = pcall(rescan, D, wanted)
+            if not ok then log.error({ msg = "rescan failed", error = tostring(err) }) end
+            wanted = D.rescan_next
+            D.rescan_next = nil
+        until wanted == nil
+        D.rescanning = false
+    end)
 end
 
 return M

@@ -1,8 +1,9 @@
 -- Building a report inside the sandbox: computes each declared field, checks the whole
 -- value against the declarations, and encodes it. Nothing is returned unless every check
 -- passed.
-local schema = require("phonehome.definition.schema")
+local core = require("phonehome.core")
 local json = require("phonehome.json")
+local schema = require("phonehome.definition.schema")
 
 local M = {}
 
@@ -15,10 +16,13 @@ local function compute(f, ctx, path, report)
     local v = f.value
     if type(v) == "function" then
         M.current = { path = path, line = f.line }
+        report.progress(path, f.line)
         local ok, res = pcall(v, ctx)
         if ok then M.current = nil end  -- kept on failure: a killed build names it
         if not ok then
-            local msg = tostring(res)
+            -- never the script's __tostring: it is the script's code, run past its limits
+            local msg = (type(res) == "string" or type(res) == "number") and tostring(res)
+                or "(error object is a " .. type(res) .. " value)"
             if f.null then
                 report.warn(f, path, msg)
             else
@@ -61,6 +65,8 @@ function M.build(def, ctx, where)
     local report = {
         fail = function(f, path, msg) entry(errors, path, msg, f.line) end,
         warn = function(f, path, msg) entry(warnings, path, msg, f.line) end,
+        -- the field now computed, for the message if the process has to be killed
+        progress = function(path, line) core.progress(path, where(path, line)) end,
     }
     local value = {}
     for _, f in ipairs(def.fields) do

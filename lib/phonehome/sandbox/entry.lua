@@ -44,12 +44,15 @@ function M.load(source, chunkname)
     return definition.describe(def)
 end
 
--- build(opts) -> json, warnings | nil, errors.
+-- build(source, chunkname, opts) -> json, warnings | nil, errors: loads the script,
+-- then builds its report. Each call runs in a process of its own, on a copy of a state
+-- that has never run the script, so the script is loaded again every time.
 -- opts: settings (typed, defaults applied), pid, instance_id, session_id, last_sent,
 -- previous (the product's previous report, decoded, for figures counted between reports),
 -- previous_process ({ pid, start_time, time, cpu } of the target at the previous report).
-function M.build(opts)
-    local def = assert(state.def, "no definition loaded")
+function M.build(source, chunkname, opts)
+    M.load(source, chunkname)
+    local def = state.def
     build.current = nil
     local ctx = {
         product = def.name,
@@ -72,8 +75,9 @@ end
 
 -- validate(value) -> a list of problems of a report against the definition (empty
 -- when it conforms): the check a report passes before it leaves, applied to one received.
-function M.validate(value)
-    local def = assert(state.def, "no definition loaded")
+function M.validate(source, chunkname, value)
+    M.load(source, chunkname)
+    local def = state.def
     local problems = {}
     local root = { type = "object", fields = def.fields }
     schema.check(root, value, "", function(path, msg)

@@ -1,7 +1,8 @@
--- The control state's handle to a product's sandbox: its script loaded into a Lua state
--- of its own (memory cap, time limit), its definition as plain data, and calls to build
--- its report and to check a report received for it. What runs inside is entry.lua and
--- the modules beside it; nothing but plain values crosses between the two states.
+-- The control state's handle to a product's script: its source, its definition as plain
+-- data, and the calls that load it and build its report. Each call runs in a child
+-- process of its own (runtime/isolate.c), on a copy of a sandboxed Lua state that holds
+-- only the trusted entry.lua and the modules beside it, under a memory cap and a time
+-- limit that nothing in the script can escape; only plain values come back.
 local core = require("phonehome.core")
 local json = require("phonehome.json")
 
@@ -49,28 +50,48 @@ function M.open_in(dir, name, opts)
     return M.open(path, opts)
 end
 
+-- The sandboxed states calls run on copies of, one per pair of limits.
+local templates = {}
+local function template(memory, timeout)
+    local key = memory .. "/" .. timeout
+    templates[key] = templates[key] or core.sandbox({
+        path = package.path, entry = "phonehome.sandbox.entry", memory = memory,
+        timeout = timeout })
+    return templates[key]
+end
+
+-- call(sb, name, ...) -> sb:call's results; inside a coroutine (the daemon's), the call
+-- runs while the loop goes on and the coroutine waits for it.
+local function call(sb, ...)
+    if not coroutine.isyieldable() then return sb:call(...) end
+    local co = coroutine.running()
+    sb:call_async(function(...)
+        local ok, err = coroutine.resume(co, ...)
+        if not ok then io.stderr:write("phonehome: internal error: ", tostring(err), "\n") end
+    end, ...)
+    return coroutine.yield()
+end
+
 -- open(path [, opts]) -> product, or nil, { "file:line: problem", ... }.
+-- opts: memory (bytes), timeout (seconds), for each call.
 function M.open(path, opts)
     opts = opts or {}
     local source, err = core.readfile(path)
     if not source then return nil, { err } end
-    local sb = core.sandbox({ path = package.path, entry = "phonehome.sandbox.entry",
-                              memory = opts.memory or M.memory,
-                              timeout = opts.timeout or M.timeout })
-    local ok, desc = sb:call("load", source, "@" .. path)
-    if not ok then
-        sb:close()
-        return nil, located(path, desc)
-    end
-    return setmetatable({ path = path, name = desc.name, def = desc, sandbox = sb }, Product)
+    local sb = template(opts.memory or M.memory, opts.timeout or M.timeout)
+    local ok, desc = call(sb, "load", source, "@" .. path)
+    if not ok then return nil, located(path, desc) end
+    return setmetatable({ path = path, name = desc.name, def = desc, source = source,
+                          sandbox = sb }, Product)
 end
 
 -- build(opts) -> json, warnings | nil, errors (see entry.build for opts).
 function Product:build(opts)
-    local ok, out, warnings = self.sandbox:call("build", opts)
+    local ok, out, warnings, at = call(self.sandbox, "build", self.source, "@" .. self.path,
+                                       opts)
     if not ok then
         -- killed: name the field it was computing, after the position
-        local _, field, at = self.sandbox:call("current")
+        local field = warnings
         if field then
             local pos, rest = out:match("^([^%s:]+:%d+: )(.*)$")
             out = (pos or (at .. ": ")) .. "field '" .. field .. "': " .. (rest or out)
@@ -83,24 +104,21 @@ end
 
 -- validate(value) -> problems of a decoded report against this definition ({} if none).
 function Product:validate(value)
-    local ok, problems = self.sandbox:call("validate", json.without_nulls(value))
+    local ok, problems = call(self.sandbox, "validate", self.source, "@" .. self.path,
+                              json.without_nulls(value))
     if not ok then return { problems } end
     return problems
 end
 
-function Product:close()
-    self.sandbox:close()
-end
+-- Nothing to free: the product's calls left with their processes.
+function Product.close() end
 
--- read_data(path) -> the table of a data-only Lua file (such as --config), run in a
--- small sandbox of its own, or nil, message.
+-- read_data(path) -> the table of a data-only Lua file (such as --config), read in a
+-- sandbox of its own under the same limits as a script, or nil, message.
 function M.read_data(path)
     local source, err = core.readfile(path)
     if not source then return nil, err end
-    local sb = core.sandbox({ path = package.path, entry = "phonehome.sandbox.entry",
-                              memory = 8 * 1024 * 1024, timeout = 1.0 })
-    local ok, t = sb:call("read_data", source, "@" .. path)
-    sb:close()
+    local ok, t = call(template(M.memory, M.timeout), "read_data", source, "@" .. path)
     if not ok then return nil, located(path, t)[1] end
     return t
 end
