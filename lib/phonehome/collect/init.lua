@@ -1,7 +1,7 @@
 -- The collector, the receiving end of reports: an HTTP server on the loop whose routes
--- (collect/routes.lua) check each report against its product's definition, each in its
--- own sandbox, and store it (collect/sqlite.lua). This module owns the process: the
--- database, the definitions, the server, and a graceful stop.
+-- (collect/routes.lua) check each report against its product's definition and store it
+-- (collect/sqlite.lua). This module owns the process: the database, the definitions, the
+-- server, and a graceful stop.
 local async = require("phonehome.base.async")
 local core = require("phonehome.core")
 local log = require("phonehome.base.log")
@@ -13,14 +13,17 @@ local M = {}
 
 M.GRACE = 5   -- seconds a stop waits for requests in flight
 
--- Every product in the scripts directory, each in its own sandbox. A script that does
--- not load is logged and its product refused (404), the others are served.
+-- The definition of every product in the scripts directory, as plain data: each script
+-- is loaded and checked in a sandbox of its own, closed once its definition is read (the
+-- checks of reports need no script code). A script that does not load is logged and its
+-- product refused (404), the others are served.
 local function load_products(dir)
     local products = {}
     for _, name in ipairs(sandbox.names(dir)) do
         local p, problems = sandbox.open_in(dir, name)
         if p then
-            products[name] = p
+            products[name] = p.def
+            p:close()
         else
             for _, e in ipairs(problems) do
                 log.error({ product = name, msg = "script not loaded", error = e })
@@ -64,7 +67,6 @@ function M.serve(o)
     if not db then return nil, "cannot open the database: " .. err end
     local products = load_products(o.scripts)
     local function fail(why)
-        for _, p in pairs(products) do p:close() end
         db:close()
         return nil, why
     end
@@ -103,7 +105,6 @@ function M.serve(o)
     signals[1] = core.signal("SIGTERM", stop)
     signals[2] = core.signal("SIGINT", stop)
     core.run()
-    for _, p in pairs(products) do p:close() end
     return 0
 end
 

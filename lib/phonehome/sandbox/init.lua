@@ -1,9 +1,9 @@
 -- The control state's handle to a product's sandbox: its script loaded into a Lua state
--- of its own (memory cap, time limit), its definition as plain data, and calls to build
--- its report and to check a report received for it. What runs inside is entry.lua and
--- the modules beside it; nothing but plain values crosses between the two states.
+-- of its own (memory cap, time limit), its definition as plain data (what the collector
+-- checks reports against: definition.validate), and calls to build its report. What runs
+-- inside is entry.lua and the modules beside it; nothing but plain values crosses between
+-- the two states.
 local core = require("phonehome.core")
-local json = require("phonehome.json")
 
 local M = {}
 
@@ -79,13 +79,6 @@ function Product:build(opts)
     end
     if out == nil then return nil, warnings end
     return out, warnings
-end
-
--- validate(value) -> problems of a decoded report against this definition ({} if none).
-function Product:validate(value)
-    local ok, problems = self.sandbox:call("validate", json.without_nulls(value))
-    if not ok then return { problems } end
-    return problems
 end
 
 function Product:close()
