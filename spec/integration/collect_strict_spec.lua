@@ -1,5 +1,5 @@
 -- phonehome collect stores only what is valid: strict JSON, nulls checked, int64 exact end
--- to end.
+-- to end, a bounded share of connections for one client.
 -- #integration
 local core = require("phonehome.core")
 local json = require("phonehome.json")
@@ -176,5 +176,82 @@ describe("phonehome daemon and map keys #integration", function()
         assert.are_not.equal(0, r.code)
         assert.matches("field 'counts': map key .*not valid UTF%-8", r.err)
         assert.are.equal("", r.out)
+    end)
+end)
+
+-- A shell driver on 127.0.0.1: opens n connections to port, each sending a request line
+-- and then one header byte every 2 s, never finishing; in dir/closed it writes, every
+-- 2 s, the seconds since it started and how many of its connections the server has
+-- closed. It gives up after `seconds`, and is killed by the spec at the end.
+local function slow_clients(port, n, seconds, dir)
+    h.write(dir .. "/slow.sh", string.format([[
+trap '' PIPE
+fds=()
+for i in $(seq %d); do
+    exec {fd}<>/dev/tcp/127.0.0.1/%s || break
+    printf 'GET /healthz HTTP/1.1\r\nX-Slow: ' >&$fd 2>/dev/null
+    fds+=($fd)
+done
+echo ${#fds[@]} >%s/opened
+start=$SECONDS
+while [ $((SECONDS - start)) -lt %d ]; do
+    closed=0
+    for fd in "${fds[@]}"; do
+        # the server sends nothing: readable means closed
+        if read -t 0 -u $fd; then closed=$((closed + 1)); else printf a >&$fd 2>/dev/null; fi
+    done
+    echo "$((SECONDS - start)) $closed" >>%s/closed
+    [ $closed -eq ${#fds[@]} ] && break
+    sleep 2
+done
+]], n, port, dir, seconds, dir))
+    return h.spawn_shell("bash " .. dir .. "/slow.sh")
+end
+
+describe("phonehome collect under slow clients #integration", function()
+    after_each(h.cleanup)
+
+    it("gives one client a bounded share of connections, each a deadline", function()
+        local c = start(scripts())
+        local dir = h.tmpdir()
+        local driver = slow_clients(c.port, 1000, 40, dir)
+        local ok, err = pcall(function()
+            assert.are.equal(1000, tonumber(h.wait_for(dir .. "/opened", "(%d+)", 30)))
+            -- another client is served at once, from a fresh connection
+            local t0 = core.time()
+            local status = h.http("http://127.0.0.1:" .. c.port .. "/healthz",
+                                  { timeout = 5, interface = "127.0.0.2" })
+            assert.are.equal(200, status)
+            assert.is_true(core.time() - t0 < 5)
+            -- all but --max-client-connections (64) were closed at once, before the deadline
+            assert.is_true(tonumber(h.wait_for(dir .. "/closed", "(%d+) 936\n", 30)) < 10)
+            -- the others, still sending a byte every 2 s, within the 10 s deadline
+            local last = h.wait_for(dir .. "/closed", "\n(%d+) 1000\n", 40)
+            assert.is_true(tonumber(last) <= 20, "all closed after " .. last .. " s")
+            -- and the same client is served again
+            assert.are.equal(200, (h.http(c.url .. "/healthz", { timeout = 5 })))
+        end)
+        h.sh("kill -9 " .. driver.pid .. " " .. c.pid .. " 2>/dev/null")
+        assert(ok, err)
+    end)
+
+    it("takes --max-client-connections", function()
+        local c = start(scripts(), { "--max-client-connections", "5" })
+        local dir = h.tmpdir()
+        local driver = slow_clients(c.port, 20, 40, dir)
+        local ok, err = pcall(function()
+            -- all but 5 closed at once, before the deadline
+            assert.is_true(tonumber(h.wait_for(dir .. "/closed", "(%d+) 15\n", 30)) < 10)
+            assert.are.equal(200, (h.http(c.url .. "/healthz",
+                                          { timeout = 5, interface = "127.0.0.2" })))
+        end)
+        h.sh("kill -9 " .. driver.pid .. " " .. c.pid .. " 2>/dev/null")
+        assert(ok, err)
+        for _, bad in ipairs({ "0", "-1", "x", "1.5" }) do
+            local r = h.run({ "collect", "--listen", "127.0.0.1:0", "--db",
+                              h.tmpdir() .. "/r.db", "--max-client-connections", bad })
+            assert.are.equal(1, r.code, bad)
+            h.has("--max-client-connections: expected", r.err)
+        end
     end)
 end)

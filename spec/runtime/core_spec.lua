@@ -47,6 +47,14 @@ describe("a bad field of a table argument", function()
             raised(core.httpd, { listen = "127.0.0.1:0" }))
         has("bad field 'max_body' in argument #1 (",
             raised(core.httpd, { listen = "127.0.0.1:0", handler = nop, max_body = 0 }))
+        has("bad field 'max_client_connections' in argument #1 (must be from 1 to 1000)",
+            raised(core.httpd, { listen = "127.0.0.1:0", handler = nop,
+                                 max_client_connections = 0 }))
+        has("bad field 'header_timeout' in argument #1 (",
+            raised(core.httpd, { listen = "127.0.0.1:0", handler = nop, header_timeout = 0 }))
+        has("bad field 'request_timeout' in argument #1 (",
+            raised(core.httpd, { listen = "127.0.0.1:0", handler = nop, header_timeout = 10,
+                                 request_timeout = 5 }))
     end)
 end)
 

@@ -12,6 +12,10 @@ local sqlite = require("phonehome.collect.sqlite")
 local M = {}
 
 M.GRACE = 5   -- seconds a stop waits for requests in flight
+-- Seconds a request has, from its beginning, to send its headers, and to be over: a
+-- client that sends a byte every few seconds holds a connection no longer than this.
+M.HEADER_TIMEOUT = 10
+M.REQUEST_TIMEOUT = 60
 
 -- The definition of every product in the scripts directory, as plain data: each script
 -- is loaded and checked in a sandbox of its own, closed once its definition is read (the
@@ -60,7 +64,8 @@ local function tls_files(cert_file, key_file)
 end
 
 -- serve(o) -> exit code, or nil, message when it cannot start. Runs until SIGTERM or
--- SIGINT. o: listen, db (path), scripts, max_body, ga4 (list of G-ID=PRODUCT),
+-- SIGINT. o: listen, db (path), scripts, max_body, max_client_connections (connections
+-- one address may hold), ga4 (list of G-ID=PRODUCT),
 -- store_client, on_store (called with each stored row), tls_cert, tls_key (files).
 function M.serve(o)
     local db, err = sqlite.open(o.db)
@@ -80,7 +85,10 @@ function M.serve(o)
     local server
     server, err = core.httpd({ listen = o.listen, max_body = o.max_body, handler = handler,
                                tls_cert = tls and tls.cert or nil,
-                               tls_key = tls and tls.key or nil })
+                               tls_key = tls and tls.key or nil,
+                               max_client_connections = o.max_client_connections,
+                               header_timeout = M.HEADER_TIMEOUT,
+                               request_timeout = M.REQUEST_TIMEOUT })
     if not server then return fail(err) end
     log.info({ msg = "listening", addr = o.listen:match("^(.*):") .. ":" .. server:port(),
                db = o.db, scheme = tls and "https" or "http" })
