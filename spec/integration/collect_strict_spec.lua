@@ -1,5 +1,5 @@
 -- phonehome collect stores only what is valid: strict JSON, nulls checked, int64 exact end
--- to end, a bounded share of connections for one client.
+-- to end, a bounded share of connections for one client, a private database file.
 -- #integration
 local core = require("phonehome.core")
 local json = require("phonehome.json")
@@ -160,6 +160,13 @@ describe("phonehome collect stores only what is valid #integration", function()
         r = h.run({ "reports", "--db", c.db })
         assert.are.equal(0, r.code, r.err)
         h.has('"report":{"big":9223372036854775807,"small":-9223372036854775808,', r.out)
+    end)
+
+    it("creates the database and its -wal and -shm files readable by its owner only", function()
+        assert.are.equal(201, (post(c, VALID)))
+        for _, suffix in ipairs({ "", "-wal", "-shm" }) do
+            assert.are.equal("600", h.sh("stat -c %a " .. h.quote(c.db .. suffix)), suffix)
+        end
     end)
 end)
 
