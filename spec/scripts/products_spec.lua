@@ -236,7 +236,14 @@ describe("synapse", function()
     it("measures the target process given by --pid", function()
         local pid = h.sh("lua5.4 -e 'local s = string.rep(\"y\", 64 * 1024 * 1024) "
             .. "os.execute(\"sleep 3\") return #s' >/dev/null 2>&1 & echo $!")
-        h.sh("sleep 0.5")
+        -- once it holds its 64 MiB (a busy machine may take longer than a moment)
+        for _ = 1, 500 do
+            local f = io.open("/proc/" .. pid .. "/status")
+            local rss = f and tonumber(f:read("a"):match("VmRSS:%s*(%d+) kB"))
+            if f then f:close() end
+            if rss and rss >= 64 * 1024 then break end
+            h.sh("sleep 0.02")
+        end
         local _, ours = show("synapse", "", { "--pid", pid })
         assert.is_true(ours.memory_rss >= 60 * 1024, "memory_rss " .. ours.memory_rss)
         assert.is_true(ours.uptime_seconds >= 0 and ours.uptime_seconds <= 3)
