@@ -1,6 +1,8 @@
 /* http_server.c: the HTTP server of `phonehome collect`: libmicrohttpd in external epoll
- * mode on the libuv loop; each complete request is handed to a Lua handler. */
+ * mode on the libuv loop; each complete request is handed to a Lua handler. One client
+ * holds a bounded number of connections, and each request has a deadline. */
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -16,13 +18,27 @@
 
 static const core_api *api;
 
+/* One open connection, in its server's list: MHD's idle timeout is no deadline (a byte
+ * every few seconds keeps a connection alive), so the server keeps its own. */
+typedef struct httpd_conn {
+    struct MHD_Connection *c;
+    uint64_t since;    /* loop time the request began: connected, or the previous ended */
+    uint64_t deadline; /* loop time it is closed at if the request is not over */
+    int closing;
+    struct httpd_conn *prev, *next;
+} httpd_conn;
+
 typedef struct httpd {
     struct MHD_Daemon *mhd;
     uv_poll_t *poll;   /* on MHD's epoll descriptor; freed by libuv */
     uv_timer_t *timer; /* MHD's own timeouts */
+    uv_timer_t *sweep; /* closes the connections past their deadline */
     lua_State *L;      /* main thread that runs the handler */
     int handler_ref;
     size_t max_body;
+    uint64_t header_ms;  /* from its beginning, the request's headers are complete within */
+    uint64_t request_ms; /* and the whole request (body, answer) within */
+    httpd_conn *conns;
     int quiesced;
 } httpd;
 
@@ -165,9 +181,14 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *c, const c
     (void)version;
 
     if (req == NULL) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        httpd_conn *conn = ci ? ci->socket_context : NULL;
         if ((req = calloc(1, sizeof *req)) == NULL)
             return MHD_NO;
         *con_cls = req;
+        if (conn != NULL) /* the headers are in: now the whole request's deadline */
+            conn->deadline = conn->since + s->request_ms;
         return MHD_YES;
     }
     if (*upload_size > 0) {
@@ -197,14 +218,85 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *c, const c
 static void httpd_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                             enum MHD_RequestTerminationCode toe)
 {
+    httpd *s = cls;
     request *req = *con_cls;
-    (void)cls;
-    (void)c;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    httpd_conn *conn = ci ? ci->socket_context : NULL;
     (void)toe;
     if (req != NULL) {
         free(req->body);
         free(req);
         *con_cls = NULL;
+    }
+    if (conn != NULL) { /* kept alive: the next request's headers are due */
+        conn->since = uv_now(uv_default_loop());
+        conn->deadline = conn->since + s->header_ms;
+    }
+}
+
+/* Closes the connections whose request is past its deadline. Shutting the socket down
+ * (MHD owns it and closes it) wakes MHD, which reads the end and closes the connection. */
+static void httpd_on_sweep(uv_timer_t *t)
+{
+    httpd *s = t->data;
+    uint64_t now = uv_now(uv_default_loop());
+    httpd_conn *conn;
+    char client[INET6_ADDRSTRLEN];
+
+    if (s->conns == NULL) {
+        uv_timer_stop(t);
+        return;
+    }
+    for (conn = s->conns; conn != NULL; conn = conn->next) {
+        const union MHD_ConnectionInfo *ci;
+        if (conn->closing || now < conn->deadline)
+            continue;
+        ci = MHD_get_connection_info(conn->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci == NULL)
+            continue;
+        conn->closing = 1;
+        shutdown(ci->connect_fd, SHUT_RDWR);
+        httpd_client(conn->c, client, sizeof client);
+        api->log("warn", "request not complete in time, connection closed", "client", client);
+    }
+}
+
+/* Keeps each connection in the server's list while it is open, with its deadline. */
+static void httpd_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                         enum MHD_ConnectionNotificationCode toe)
+{
+    httpd *s = cls;
+    httpd_conn *conn = *socket_context;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        if ((conn = calloc(1, sizeof *conn)) == NULL) {
+            /* no deadline could be kept: not served */
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+            if (ci != NULL)
+                shutdown(ci->connect_fd, SHUT_RDWR);
+            return;
+        }
+        conn->c = c;
+        conn->since = uv_now(uv_default_loop());
+        conn->deadline = conn->since + s->header_ms;
+        conn->next = s->conns;
+        if (s->conns != NULL)
+            s->conns->prev = conn;
+        s->conns = conn;
+        *socket_context = conn;
+        if (!uv_is_active((uv_handle_t *)s->sweep))
+            uv_timer_start(s->sweep, httpd_on_sweep, 1000, 1000);
+    } else if (conn != NULL) {
+        if (conn->prev != NULL)
+            conn->prev->next = conn->next;
+        else
+            s->conns = conn->next;
+        if (conn->next != NULL)
+            conn->next->prev = conn->prev;
+        free(conn);
+        *socket_context = NULL;
     }
 }
 
@@ -289,12 +381,14 @@ static int httpd_parse_listen(const char *listen, struct sockaddr_in *sa)
     return inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sa->sin_addr) == 1 ? 0 : -1;
 }
 
-/* Starts libmicrohttpd for s on sa, with TLS when cert is given: 0, an errno value, or
- * -1 when the key or certificate is refused. */
-static int httpd_start(httpd *s, struct sockaddr_in *sa, const char *cert, const char *key)
+/* Starts libmicrohttpd for s on sa, with TLS when cert is given, at most per_client
+ * connections from one address: 0, an errno value, or -1 when the key or certificate is
+ * refused. */
+static int httpd_start(httpd *s, struct sockaddr_in *sa, const char *cert, const char *key,
+                       unsigned per_client)
 {
     unsigned int flags = MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    struct MHD_OptionItem opts[12];
+    struct MHD_OptionItem opts[14];
     size_t n = 0;
     int err;
 
@@ -308,6 +402,8 @@ static int httpd_start(httpd *s, struct sockaddr_in *sa, const char *cert, const
     }
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, sa};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)httpd_completed, s};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)httpd_notify, s};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_client, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 10, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 1000, NULL};
@@ -333,49 +429,73 @@ static int httpd_attach(httpd *s)
 
     s->poll = malloc(sizeof *s->poll);
     s->timer = malloc(sizeof *s->timer);
-    err = fd < 0 ? EBADF : s->poll == NULL || s->timer == NULL ? ENOMEM : 0;
+    s->sweep = malloc(sizeof *s->sweep);
+    err = fd < 0 ? EBADF : 0;
+    if (err == 0 && (s->poll == NULL || s->timer == NULL || s->sweep == NULL))
+        err = ENOMEM;
     if (err != 0 || (err = -uv_poll_init(uv_default_loop(), s->poll, fd)) != 0)
         goto fail;
     uv_timer_init(uv_default_loop(), s->timer);
-    s->poll->data = s->timer->data = s;
+    uv_timer_init(uv_default_loop(), s->sweep);
+    s->poll->data = s->timer->data = s->sweep->data = s;
     uv_poll_start(s->poll, UV_READABLE, httpd_on_poll);
     return 0;
 fail:
     free(s->poll);
     free(s->timer);
+    free(s->sweep);
     s->poll = NULL;
     s->timer = NULL;
+    s->sweep = NULL;
     MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
     return err;
 }
 
 /* core.httpd{ listen = "127.0.0.1:8080", max_body = bytes, handler = fn, tls_cert = PEM,
- * tls_key = PEM }: a server on the loop, HTTPS when given a certificate and key;
- * handler(request) returns status, body, content type and, optionally, a table of extra
- * headers. nil, message when the address cannot be bound. */
+ * tls_key = PEM, max_client_connections = n, header_timeout = s, request_timeout = s }:
+ * a server on the loop, HTTPS when given a certificate and key; handler(request) returns
+ * status, body, content type and, optionally, a table of extra headers. One address
+ * holds at most max_client_connections (64) connections; a request's headers must be in
+ * within header_timeout seconds (10) of its beginning, and all of it within
+ * request_timeout (60), else its connection is closed. nil, message when the address
+ * cannot be bound. */
 static int httpd_new(lua_State *L)
 {
     struct sockaddr_in sa;
     const char *listen, *cert, *key;
-    lua_Integer max_body;
+    lua_Integer max_body, per_client;
+    lua_Number header_s, request_s;
     httpd *s;
     int err;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    api->field(L, 1, "listen", LUA_TSTRING, 0);        /* 2 */
-    api->field(L, 1, "max_body", BINDING_TINTEGER, 1); /* 3 */
-    api->field(L, 1, "handler", LUA_TFUNCTION, 0);     /* 4 */
-    api->field(L, 1, "tls_cert", LUA_TSTRING, 1);      /* 5 */
-    api->field(L, 1, "tls_key", LUA_TSTRING, 1);       /* 6 */
+    api->field(L, 1, "listen", LUA_TSTRING, 0);                      /* 2 */
+    api->field(L, 1, "max_body", BINDING_TINTEGER, 1);               /* 3 */
+    api->field(L, 1, "handler", LUA_TFUNCTION, 0);                   /* 4 */
+    api->field(L, 1, "tls_cert", LUA_TSTRING, 1);                    /* 5 */
+    api->field(L, 1, "tls_key", LUA_TSTRING, 1);                     /* 6 */
+    api->field(L, 1, "max_client_connections", BINDING_TINTEGER, 1); /* 7 */
+    api->field(L, 1, "header_timeout", LUA_TNUMBER, 1);              /* 8 */
+    api->field(L, 1, "request_timeout", LUA_TNUMBER, 1);             /* 9 */
     listen = lua_tostring(L, 2);
     max_body = luaL_optinteger(L, 3, 1024 * 1024);
     cert = lua_tostring(L, 5);
     key = lua_tostring(L, 6);
+    per_client = luaL_optinteger(L, 7, 64);
+    header_s = luaL_optnumber(L, 8, 10);
+    request_s = luaL_optnumber(L, 9, 60);
     luaL_argcheck(L, (cert == NULL) == (key == NULL), 1, "tls_cert and tls_key go together");
     if (max_body <= 0)
         return api->field_error(L, 1, "max_body", "must be positive");
+    if (per_client <= 0 || per_client > 1000)
+        return api->field_error(L, 1, "max_client_connections", "must be from 1 to 1000");
+    if (!(header_s > 0 && header_s <= 3600))
+        return api->field_error(L, 1, "header_timeout", "must be over 0 and at most 3600 seconds");
+    if (!(request_s >= header_s && request_s <= 3600))
+        return api->field_error(L, 1, "request_timeout",
+                                "must be from header_timeout to 3600 seconds");
     if (httpd_parse_listen(listen, &sa) < 0)
         return luaL_error(L, "listen address '%s' is not IPv4-ADDRESS:PORT", listen);
 
@@ -385,7 +505,9 @@ static int httpd_new(lua_State *L)
     luaL_setmetatable(L, HTTPD_HANDLE);
     s->L = api->main_thread(L);
     s->max_body = (size_t)max_body;
-    if ((err = httpd_start(s, &sa, cert, key)) != 0) {
+    s->header_ms = (uint64_t)(header_s * 1000);
+    s->request_ms = (uint64_t)(request_s * 1000);
+    if ((err = httpd_start(s, &sa, cert, key, (unsigned)per_client)) != 0) {
         const char *what = lua_pushfstring(L, "cannot listen on %s", listen);
         if (err < 0)
             return api->fail(L, what, "bad TLS certificate or key", 0, 0);
@@ -437,7 +559,8 @@ static int httpd_close(lua_State *L)
     if (s->mhd != NULL) {
         uv_close((uv_handle_t *)s->poll, httpd_free_handle);
         uv_close((uv_handle_t *)s->timer, httpd_free_handle);
-        MHD_stop_daemon(s->mhd);
+        uv_close((uv_handle_t *)s->sweep, httpd_free_handle);
+        MHD_stop_daemon(s->mhd); /* closes every connection: the list empties */
         s->mhd = NULL;
         luaL_unref(L, LUA_REGISTRYINDEX, s->handler_ref);
         s->handler_ref = LUA_NOREF;

@@ -1,8 +1,10 @@
 /* sqlite.c: the SQLite binding: open, exec, run with parameters, rows; statements are
  * prepared once and kept. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sqlite3.h>
 #include "phonehome.h"
 
@@ -65,16 +67,22 @@ static int sqlite_close(lua_State *L)
     return 0;
 }
 
-/* core.db_open(path) -> db, or nil, message, errno, code. The file is created if missing.
- * The handle is a userdata made first, so that its finalizer closes what SQLite opened. */
+/* core.db_open(path) -> db, or nil, message, errno, code. The file is created if missing,
+ * readable by its owner only (SQLite would make it 0644; its -wal and -shm files take the
+ * mode of the database). The handle is a userdata made first, so that its finalizer
+ * closes what SQLite opened. */
 static int sqlite_open(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     sqlite_db *d = lua_newuserdatauv(L, sizeof *d, 0);
-    int rc;
+    int rc, fd;
 
     memset(d, 0, sizeof *d);
     luaL_setmetatable(L, SQLITE_HANDLE);
+    /* an empty file is a new database; any failure here is SQLite's to report below */
+    if (path[0] != '\0' && strcmp(path, ":memory:") != 0
+        && (fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0)
+        close(fd);
     rc = sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
         rc = d->db ? sqlite_fail(L, d, path) : api->fail(L, path, NULL, ENOMEM, SQLITE_NOMEM);

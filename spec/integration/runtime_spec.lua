@@ -119,8 +119,9 @@ describe("the parts loaded on first use #integration", function()
         local libs, r = libraries({ "show", "coroot", "--data-dir", dir })
         assert.are.equal(0, r.code, r.err)
         assert.matches("libuv", libs)
-        for _, lib in ipairs({ "libcurl", "libmicrohttpd", "libsqlite3", "http_client.so",
-                               "http_server.so", "sqlite.so" }) do
+        for _, lib in ipairs({ "libcurl", "libmicrohttpd", "libsqlite3", "libjansson",
+                               "http_client.so", "http_server.so", "sqlite.so",
+                               "json_strict.so" }) do
             assert.is_nil(libs:find(lib, 1, true), lib .. " mapped by show")
         end
         libs, r = libraries({ "collect", "--listen", "nowhere", "--db", dir .. "/r.db" })

@@ -47,6 +47,14 @@ describe("a bad field of a table argument", function()
             raised(core.httpd, { listen = "127.0.0.1:0" }))
         has("bad field 'max_body' in argument #1 (",
             raised(core.httpd, { listen = "127.0.0.1:0", handler = nop, max_body = 0 }))
+        has("bad field 'max_client_connections' in argument #1 (must be from 1 to 1000)",
+            raised(core.httpd, { listen = "127.0.0.1:0", handler = nop,
+                                 max_client_connections = 0 }))
+        has("bad field 'header_timeout' in argument #1 (",
+            raised(core.httpd, { listen = "127.0.0.1:0", handler = nop, header_timeout = 0 }))
+        has("bad field 'request_timeout' in argument #1 (",
+            raised(core.httpd, { listen = "127.0.0.1:0", handler = nop, header_timeout = 10,
+                                 request_timeout = 5 }))
     end)
 end)
 
@@ -94,5 +102,51 @@ describe("a failure of the environment", function()
         r = table.pack(core.write_atomic(dir .. "/no/such/file", "x"))
         assert.are.equal(3, r.n)
         assert.are.equal(2, r[3])
+    end)
+end)
+
+describe("core.json_strict", function()
+    local null, array = setmetatable({}, { __name = "null" }), {}
+    local function parse(text) return core.json_strict(text, null, array) end
+
+    it("gives integers exactly in int64, other numbers as floats, null as given", function()
+        local v = assert(parse('{"max":9223372036854775807,"min":-9223372036854775808,'
+            .. '"f":1.0,"e":1e2,"z":-0,"n":null,"a":[1,null,"x\\u0000y"],"o":{}}'))
+        assert.are.equal(math.maxinteger, v.max)
+        assert.are.equal(math.mininteger, v.min)
+        assert.are.equal("integer", math.type(v.max))
+        assert.are.equal("float", math.type(v.f))
+        assert.are.equal("float", math.type(v.e))
+        assert.are.equal("integer", math.type(v.z))
+        assert.are.equal(null, v.n)
+        assert.are.equal(3, #v.a)
+        assert.are.equal(null, v.a[2])
+        assert.are.equal("x\0y", v.a[3])
+        assert.are.equal(array, getmetatable(v.a))
+        assert.is_nil(getmetatable(v.o))
+        assert.are.equal(7, parse(" 7 "))
+        assert.is_nil(getmetatable(core.json_strict("[]", null)))
+    end)
+
+    it("refuses all that RFC 8259 does not allow, duplicate keys and int64 overflow", function()
+        for _, text in ipairs({ "0x10", "007", "+1", "-", "1.", ".5", "NaN", "Infinity",
+                                "-Infinity", '"a\1b"', '"a\tb"', '"\xff"', '"\xc0\xaf"',
+                                '"\xed\xa0\x80"',
+                                '"\\ud800"', "[1,]", '{"a":1,}', "{'a':1}", '{"a":1,"a":1}',
+                                "[1] [2]", "1 x", "", " ", "9223372036854775808",
+                                "-9223372036854775809", "1e999", "\xef\xbb\xbf{}", "[/**/]",
+                                string.rep("[", 3000) .. string.rep("]", 3000) }) do
+            local r = table.pack(parse(text))
+            assert.are.equal(3, r.n, text)
+            assert.is_nil(r[1], text)
+            assert.matches(" at byte %d+$", r[2])
+            assert.is_nil(r[2]:find("[^\32-\126]"), "printable: " .. r[2])
+        end
+    end)
+
+    it("names its arguments", function()
+        has("bad argument #1 to", raised(core.json_strict))
+        has("bad argument #2 to", raised(core.json_strict, "1"))
+        has("bad argument #3 to", raised(core.json_strict, "1", null, 5))
     end)
 end)

@@ -134,13 +134,15 @@ function M.endpoint(plan)
     return ep
 end
 
--- An HTTP request with curl: status, body. opts: method, body, headers, timeout.
+-- An HTTP request with curl: status, body. opts: method, body, headers, timeout,
+-- interface (the local address to send from, such as 127.0.0.2: another client).
 function M.http(url, opts)
     opts = opts or {}
     local d = M.tmpdir()
     local cmd = { "curl -s -o " .. d .. "/body -w '%{http_code}' --max-time "
         .. (opts.timeout or 10) }
     if opts.method then cmd[#cmd + 1] = "-X " .. opts.method end
+    if opts.interface then cmd[#cmd + 1] = "--interface " .. M.quote(opts.interface) end
     if opts.body then
         M.write(d .. "/req", opts.body)
         cmd[#cmd + 1] = "--data-binary @" .. d .. "/req"
@@ -148,7 +150,12 @@ function M.http(url, opts)
     for k, v in pairs(opts.headers or {}) do cmd[#cmd + 1] = "-H " .. M.quote(k .. ": " .. v) end
     cmd[#cmd + 1] = M.quote(url)
     local status = tonumber(M.sh(table.concat(cmd, " ")))
-    return status, M.slurp(d .. "/body")
+    -- no answer at all (status 0): curl wrote no body
+    local f = io.open(d .. "/body", "rb")
+    if not f then return status, "" end
+    local body = f:read("a")
+    f:close()
+    return status, body
 end
 
 -- A shell command's output, trailing space removed. The sanitizer runtime that

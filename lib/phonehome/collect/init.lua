@@ -1,7 +1,7 @@
 -- The collector, the receiving end of reports: an HTTP server on the loop whose routes
--- (collect/routes.lua) check each report against its product's definition, each in its
--- own sandbox, and store it (collect/sqlite.lua). This module owns the process: the
--- database, the definitions, the server, and a graceful stop.
+-- (collect/routes.lua) check each report against its product's definition and store it
+-- (collect/sqlite.lua). This module owns the process: the database, the definitions, the
+-- server, and a graceful stop.
 local async = require("phonehome.base.async")
 local core = require("phonehome.core")
 local log = require("phonehome.base.log")
@@ -12,15 +12,22 @@ local sqlite = require("phonehome.collect.sqlite")
 local M = {}
 
 M.GRACE = 5   -- seconds a stop waits for requests in flight
+-- Seconds a request has, from its beginning, to send its headers, and to be over: a
+-- client that sends a byte every few seconds holds a connection no longer than this.
+M.HEADER_TIMEOUT = 10
+M.REQUEST_TIMEOUT = 60
 
--- Every product in the scripts directory, each in its own sandbox. A script that does
--- not load is logged and its product refused (404), the others are served.
+-- The definition of every product in the scripts directory, as plain data: each script
+-- is loaded and checked in a sandbox of its own, closed once its definition is read (the
+-- checks of reports need no script code). A script that does not load is logged and its
+-- product refused (404), the others are served.
 local function load_products(dir)
     local products = {}
     for _, name in ipairs(sandbox.names(dir)) do
         local p, problems = sandbox.open_in(dir, name)
         if p then
-            products[name] = p
+            products[name] = p.def
+            p:close()
         else
             for _, e in ipairs(problems) do
                 log.error({ product = name, msg = "script not loaded", error = e })
@@ -57,14 +64,14 @@ local function tls_files(cert_file, key_file)
 end
 
 -- serve(o) -> exit code, or nil, message when it cannot start. Runs until SIGTERM or
--- SIGINT. o: listen, db (path), scripts, max_body, ga4 (list of G-ID=PRODUCT),
+-- SIGINT. o: listen, db (path), scripts, max_body, max_client_connections (connections
+-- one address may hold), ga4 (list of G-ID=PRODUCT),
 -- store_client, on_store (called with each stored row), tls_cert, tls_key (files).
 function M.serve(o)
     local db, err = sqlite.open(o.db)
     if not db then return nil, "cannot open the database: " .. err end
     local products = load_products(o.scripts)
     local function fail(why)
-        for _, p in pairs(products) do p:close() end
         db:close()
         return nil, why
     end
@@ -78,7 +85,10 @@ function M.serve(o)
     local server
     server, err = core.httpd({ listen = o.listen, max_body = o.max_body, handler = handler,
                                tls_cert = tls and tls.cert or nil,
-                               tls_key = tls and tls.key or nil })
+                               tls_key = tls and tls.key or nil,
+                               max_client_connections = o.max_client_connections,
+                               header_timeout = M.HEADER_TIMEOUT,
+                               request_timeout = M.REQUEST_TIMEOUT })
     if not server then return fail(err) end
     log.info({ msg = "listening", addr = o.listen:match("^(.*):") .. ":" .. server:port(),
                db = o.db, scheme = tls and "https" or "http" })
@@ -103,7 +113,6 @@ function M.serve(o)
     signals[1] = core.signal("SIGTERM", stop)
     signals[2] = core.signal("SIGINT", stop)
     core.run()
-    for _, p in pairs(products) do p:close() end
     return 0
 end
 

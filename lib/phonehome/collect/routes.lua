@@ -1,7 +1,8 @@
--- The routes of `phonehome collect`: each report checked against the definition that
--- built it and stored once per Idempotency-Key before it is answered; liveness, summary
--- and Prometheus metrics.
+-- The routes of `phonehome collect`: each report parsed as strict JSON, checked against
+-- the definition that built it, and stored, the very bytes that were checked, once per
+-- Idempotency-Key before it is answered; liveness, summary and Prometheus metrics.
 local core = require("phonehome.core")
+local definition = require("phonehome.definition")
 local ga4 = require("phonehome.base.ga4")
 local identity = require("phonehome.definition.identity")
 local json = require("phonehome.json")
@@ -11,6 +12,7 @@ local timefmt = require("phonehome.timefmt")
 local M = {}
 
 local JSON = "application/json"
+local ARRAY = getmetatable(json.array())
 
 local function reply(status, body)
     return status, json.encode(body) .. "\n", JSON
@@ -46,8 +48,8 @@ end
 
 -- Stores one report for a product: 201 stored, 200 a repeat, 4xx what is wrong.
 local function store(opts, req, name, check_ga4)
-    local p = opts.products[name]
-    if not p then return reply(404, { error = "unknown product '" .. name .. "'" }) end
+    local def = opts.products[name]
+    if not def then return reply(404, { error = "unknown product '" .. name .. "'" }) end
     if req.too_large then
         return reply(413, { error = "body larger than " .. opts.max_body .. " bytes" })
     end
@@ -60,20 +62,21 @@ local function store(opts, req, name, check_ga4)
         return reply(400, { error = "Idempotency-Key must be at most 200 printable "
             .. "characters" })
     end
-    local body, err = json.decode(req.body)
-    if body == nil then return reply(400, { error = "body is not JSON: " .. tostring(err) }) end
-    if type(body) ~= "table" or body[1] ~= nil then
+    -- strict RFC 8259, integers exact: what is checked is what is stored, req.body
+    local body, err = core.json_strict(req.body, json.null, ARRAY)
+    if body == nil then return reply(400, { error = "body is not JSON: " .. err }) end
+    if type(body) ~= "table" or body == json.null or json.is_array(body) then
         return reply(400, { error = "body must be a JSON object" })
     end
     local reasons = check_ga4 and ga4.check(body, req.body) or {}
-    for _, r in ipairs(p:validate(body)) do reasons[#reasons + 1] = r end
+    for _, r in ipairs(definition.validate(def, body)) do reasons[#reasons + 1] = r end
     if #reasons > 0 then
         return reply(422, { error = "report does not match the " .. name .. " definition",
                             reasons = reasons })
     end
     local row = {
         received = core.time(), product = name, body = req.body, idempotency_key = key,
-        instance = identity.of_report(p.def, body),
+        instance = identity.of_report(def, body),
         client = opts.store_client and req.client or nil,
         user_agent = opts.store_client and req.headers["user-agent"] or nil,
     }
@@ -128,9 +131,9 @@ local function route(opts, req)
 end
 
 -- new(opts) -> handler(request) -> status, body, content type.
--- opts: db (collect.sqlite), products (name -> product), ga4 (measurement id -> product
--- name), store_client (keep client address and user agent), on_store (called with each
--- row stored).
+-- opts: db (collect.sqlite), products (name -> definition, plain data), ga4 (measurement
+-- id -> product name), store_client (keep client address and user agent), on_store
+-- (called with each row stored).
 function M.new(opts)
     return function(req)
         local status, body, ctype = route(opts, req)

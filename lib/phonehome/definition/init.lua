@@ -99,6 +99,18 @@ function M.describe(def)
     }
 end
 
+-- validate(def, value) -> the problems of a received report (decoded from JSON text,
+-- null as json.null, arrays marked json.array) against a definition or its plain
+-- description, one "field 'PATH': problem" each; {} when it conforms. The check a report
+-- passes before it leaves, applied strictly in the control state: no sandbox is needed.
+function M.validate(def, value)
+    local problems = {}
+    schema.check({ type = "object", fields = def.fields }, value, "", function(path, msg)
+        problems[#problems + 1] = "field '" .. path:gsub("^%.", "") .. "': " .. msg
+    end, true)
+    return problems
+end
+
 function M.describe_field(f, fields)
     if f == nil then return nil end
     return {

@@ -1,5 +1,7 @@
 -- Field declarations: their normalisation, and the check of a value against them.
 -- The same check guards a report before it leaves and a report as it is received.
+local json = require("phonehome.json")
+
 local M = {}
 
 M.types = { string = true, int = true, number = true, bool = true, scalar = true,
@@ -114,6 +116,14 @@ local function is_list(v)
     return n == #v
 end
 
+-- A map key as a reason shows it: quoted, control characters escaped, and every byte
+-- past ASCII too when the key is not UTF-8 (the reason itself must be).
+local function key_text(k)
+    local bytes = utf8.len(k) and '[%c"\\]' or '[%c"\\\128-\255]'
+    return '"' .. k:gsub(bytes, function(c) return string.format("\\x%02x", c:byte()) end)
+        .. '"'
+end
+
 local check
 
 local checkers = {
@@ -145,12 +155,17 @@ checkers.scalar = function(v)
     return nil
 end
 
-checkers.object = function(v, decl, path, fail)
-    if type(v) ~= "table" then return nil end
+-- An object or a map is a table not marked json.array.
+local function is_object(v)
+    return type(v) == "table" and not json.is_array(v)
+end
+
+checkers.object = function(v, decl, path, fail, strict)
+    if not is_object(v) then return nil end
     local out, known = {}, {}
-    for _, f in ipairs(decl.fields) do
+    for _, f in ipairs(decl.fields or {}) do
         known[f.name] = true
-        out[f.name] = check(f, v[f.name], path .. "." .. f.name, fail)
+        out[f.name] = check(f, v[f.name], path .. "." .. f.name, fail, strict)
     end
     for k in pairs(v) do
         if not known[k] then fail(path .. "." .. tostring(k), "key was not declared") end
@@ -158,36 +173,54 @@ checkers.object = function(v, decl, path, fail)
     return out
 end
 
-checkers.array = function(v, decl, path, fail)
+-- Strict, an array is only what json.array marks (as a strict decoding marks every
+-- array), so that {} is not taken for an empty array.
+checkers.array = function(v, decl, path, fail, strict)
     if type(v) ~= "table" or not is_list(v) then return nil end
+    if strict and not json.is_array(v) then return nil end
     local out = {}
-    for i = 1, #v do out[i] = check(decl.items, v[i], path .. "[" .. i .. "]", fail) end
+    for i = 1, #v do out[i] = check(decl.items, v[i], path .. "[" .. i .. "]", fail, strict) end
     return out
 end
 
-checkers.map = function(v, decl, path, fail)
-    if type(v) ~= "table" then return nil end
+checkers.map = function(v, decl, path, fail, strict)
+    if not is_object(v) then return nil end
     local out = {}
     for k, x in pairs(v) do
         if type(k) ~= "string" then
             fail(path, "map keys must be strings, got " .. describe(k))
+        elseif not utf8.len(k) then
+            fail(path, "map key " .. key_text(k) .. " is not valid UTF-8")
         else
-            out[k] = check(decl.values, x, path .. "[" .. string.format("%q", k) .. "]", fail)
+            out[k] = check(decl.values, x, path .. "[" .. key_text(k) .. "]", fail, strict)
         end
     end
     return out
 end
 
--- check(decl, value, path, fail) -> the value normalised (integral floats of an int
--- field become integers); every problem goes to fail(path, message).
-check = function(decl, v, path, fail)
+-- What a received value is, in a reason.
+local function got(v)
+    if v == json.null then return "null" end
+    if type(v) == "table" then return json.is_array(v) and "array" or "object" end
+    return describe(v)
+end
+
+-- check(decl, value, path, fail [, strict]) -> the value normalised (integral floats of
+-- an int field become integers, json.null becomes nil); every problem goes to
+-- fail(path, message). Absent and json.null are both null. strict: the value was decoded
+-- from JSON text, its arrays marked json.array (see collect/routes.lua).
+check = function(decl, v, path, fail, strict)
     if v == nil then
         if not decl.null then fail(path, "missing required value (" .. decl.type .. ")") end
         return nil
     end
-    local out, why = checkers[decl.type](v, decl, path, fail)
+    if v == json.null then
+        if not decl.null then fail(path, "expected " .. decl.type .. ", got null") end
+        return nil
+    end
+    local out, why = checkers[decl.type](v, decl, path, fail, strict)
     if out == nil then
-        fail(path, "expected " .. decl.type .. ", got " .. describe(v)
+        fail(path, "expected " .. decl.type .. ", got " .. got(v)
             .. (why and (": " .. why) or ""))
     end
     return out

@@ -1,7 +1,7 @@
 -- The trusted side of a product's sandbox, run inside the product's own Lua state:
--- loads the script in its allow-listed environment, checks its definition, builds its
--- report on request and checks reports received for it. The control state calls these
--- functions through sb:call(name, ...) (see sandbox/init.lua); only plain values cross.
+-- loads the script in its allow-listed environment, checks its definition and builds its
+-- report on request. The control state calls these functions through sb:call(name, ...)
+-- (see sandbox/init.lua); only plain values cross.
 -- first: these keep debug.getinfo, for the lines of declarations
 local where = require("phonehome.sandbox.where")
 require("phonehome.fields")
@@ -10,7 +10,6 @@ local core = require("phonehome.core")
 local definition = require("phonehome.definition")
 local env = require("phonehome.sandbox.env")
 local probes = require("phonehome.sandbox.probes")
-local schema = require("phonehome.definition.schema")
 
 -- Nothing in the sandbox may reach the debug library or the string metatable.
 debug = nil            -- luacheck: ignore 111 121
@@ -71,19 +70,6 @@ function M.build(source, chunkname, opts)
     return build.build(def, ctx, function(path, line)
         return state.where("fields." .. path, line)
     end)
-end
-
--- validate(value) -> a list of problems of a report against the definition (empty
--- when it conforms): the check a report passes before it leaves, applied to one received.
-function M.validate(source, chunkname, value)
-    M.load(source, chunkname)
-    local def = state.def
-    local problems = {}
-    local root = { type = "object", fields = def.fields }
-    schema.check(root, value, "", function(path, msg)
-        problems[#problems + 1] = "field '" .. path:gsub("^%.", "") .. "': " .. msg
-    end)
-    return problems
 end
 
 -- current() -> the path and "file:line" of the field whose computation was

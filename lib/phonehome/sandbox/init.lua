@@ -1,10 +1,10 @@
 -- The control state's handle to a product's script: its source, its definition as plain
--- data, and the calls that load it and build its report. Each call runs in a child
+-- data (what the collector checks reports against: definition.validate), and the calls
+-- that load it and build its report. Each call runs in a child
 -- process of its own (runtime/isolate.c), on a copy of a sandboxed Lua state that holds
 -- only the trusted entry.lua and the modules beside it, under a memory cap and a time
 -- limit that nothing in the script can escape; only plain values come back.
 local core = require("phonehome.core")
-local json = require("phonehome.json")
 
 local M = {}
 
@@ -100,14 +100,6 @@ function Product:build(opts)
     end
     if out == nil then return nil, warnings end
     return out, warnings
-end
-
--- validate(value) -> problems of a decoded report against this definition ({} if none).
-function Product:validate(value)
-    local ok, problems = call(self.sandbox, "validate", self.source, "@" .. self.path,
-                              json.without_nulls(value))
-    if not ok then return { problems } end
-    return problems
 end
 
 -- Nothing to free: the product's calls left with their processes.

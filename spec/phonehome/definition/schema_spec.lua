@@ -1,4 +1,5 @@
 -- Checking values against field declarations: the guard before a report leaves.
+local json = require("phonehome.json")
 local schema = require("phonehome.definition.schema")
 
 local function declared(list)
@@ -69,6 +70,51 @@ describe("schema", function()
         assert.are.equal(1, #problems)
         _, problems = check({ type = "array", items = { type = "int" } }, { x = 1 })
         assert.are.equal(1, #problems)
+    end)
+
+    it("takes json.null as null: refused where the field does not allow it", function()
+        local null = json.null
+        local _, problems = check(decl, { n = 1, s = null, o = { b = true }, a = { 1, null },
+                                          m = { x = null }, extra = null })
+        table.sort(problems)
+        assert.are.same({
+            "r.a[2]: expected number, got null",
+            "r.extra: key was not declared",
+            'r.m["x"]: expected int, got null',
+        }, problems)
+        _, problems = check(decl, { n = null, o = null, a = {}, m = {} })
+        table.sort(problems)
+        assert.are.same({ "r.n: expected int, got null", "r.o: expected object, got null" },
+                        problems)
+    end)
+
+    it("strict, takes only marked arrays for arrays, and never an array for an object", function()
+        local function strict(d, v)
+            local problems = {}
+            schema.check(d, v, "r", function(path, msg)
+                problems[#problems + 1] = path .. ": " .. msg
+            end, true)
+            return problems
+        end
+        local array = { type = "array", items = { type = "int" } }
+        local map = { type = "map", values = { type = "int" } }
+        assert.are.same({}, strict(array, json.array({ 1, 2 })))
+        assert.are.same({ "r: expected array, got object" }, strict(array, {}))
+        assert.are.same({ "r: expected array, got object" }, strict(array, { 1 }))
+        assert.are.same({}, strict(map, {}))
+        assert.are.same({ "r: expected map, got array" }, strict(map, json.array()))
+        assert.are.same({ "r: expected object, got array" },
+                        strict({ type = "object", fields = {} }, json.array()))
+        -- not strict (a report being built), a plain sequence is an array
+        assert.are.same({}, select(2, check(array, { 1, 2 })))
+    end)
+
+    it("refuses map keys that are not UTF-8, and names them in plain ASCII", function()
+        local _, problems = check({ type = "map", values = { type = "int" } },
+                                  { ["caf\xe9"] = 1, ["caf\xc3\xa9"] = 2 })
+        assert.are.same({ 'r: map key "caf\\xe9" is not valid UTF-8' }, problems)
+        _, problems = check({ type = "map", values = { type = "int" } }, { ["caf\xc3\xa9"] = "x" })
+        assert.are.same({ 'r["caf\xc3\xa9"]: expected int, got string "x"' }, problems)
     end)
 
     it("reports bad declarations", function()
