@@ -26,6 +26,7 @@ static const struct {
     const char *name, *part, *entry;
 } core_parts[] = {
     {"http", "http_client.so", "phonehome_http_client_open"},
+    {"url_parse", "http_client.so", "phonehome_http_client_open"},
     {"httpd", "http_server.so", "phonehome_http_server_open"},
     {"db_open", "sqlite.so", "phonehome_sqlite_open"},
     {"json_strict", "json_strict.so", "phonehome_json_strict_open"},

@@ -1,5 +1,6 @@
 /* http_client.c: HTTP requests through one long-lived libcurl multi handle driven by the
- * libuv loop; each request ends in a Lua callback. */
+ * libuv loop, each ending in a Lua callback; and URLs parsed by libcurl's own parser, so
+ * that what is judged of a URL is what the transfer will use. */
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -7,13 +8,13 @@
 #include "phonehome.h"
 
 #define HTTP_REQUEST "phonehome.HttpRequest"
+#define HTTP_URL "phonehome.Url"
 
 typedef struct http_request {
     CURL *easy;
     struct curl_slist *headers;
     char *body; /* response, the first max_body bytes */
     size_t len, max_body, total;
-    char retry_after[64];
     lua_State *L;
     int fn_ref, self_ref;
     struct http_request **box; /* the userdata's pointer, cleared when we are done */
@@ -141,21 +142,6 @@ static size_t http_on_body(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
-static size_t http_on_header(char *data, size_t size, size_t n, void *userp)
-{
-    http_request *r = userp;
-    size_t len = size * n;
-    if (len > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
-        size_t i = 12, j = 0;
-        while (i < len && (data[i] == ' ' || data[i] == '\t'))
-            i++;
-        while (i < len && data[i] != '\r' && data[i] != '\n' && j < sizeof r->retry_after - 1)
-            r->retry_after[j++] = data[i++];
-        r->retry_after[j] = '\0';
-    }
-    return len;
-}
-
 /* Frees what a request holds and lets its userdata go. */
 static void http_release(http_request *r)
 {
@@ -172,14 +158,18 @@ static void http_release(http_request *r)
     free(r);
 }
 
-/* Calls back with { status, body, bytes, retry_after } or { error, code }, then frees. */
+/* Calls back with { status, body, bytes, retry_after, location } or { error, code },
+ * then frees. retry_after: the seconds a Retry-After header asks for, as libcurl reads
+ * it (delay or date), when positive; location: a redirect's target, made absolute. */
 static void http_finish(http_request *r, CURLcode code)
 {
     lua_State *L = r->L;
     long status = 0;
+    curl_off_t retry_after = 0;
+    char *location = NULL;
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->fn_ref);
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5);
     if (code == CURLE_OK) {
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
         lua_pushinteger(L, status);
@@ -188,9 +178,16 @@ static void http_finish(http_request *r, CURLcode code)
         lua_setfield(L, -2, "body");
         lua_pushinteger(L, (lua_Integer)r->total);
         lua_setfield(L, -2, "bytes");
-        if (r->retry_after[0]) {
-            lua_pushstring(L, r->retry_after);
+        if (curl_easy_getinfo(r->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK
+            && retry_after > 0) {
+            lua_pushinteger(L, (lua_Integer)retry_after);
             lua_setfield(L, -2, "retry_after");
+        }
+        /* the string is the handle's: pushed before the handle is freed */
+        if (curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_URL, &location) == CURLE_OK
+            && location != NULL) {
+            lua_pushstring(L, location);
+            lua_setfield(L, -2, "location");
         }
     } else {
         lua_pushstring(L, curl_easy_strerror(code));
@@ -291,14 +288,13 @@ static void http_setopts(http_request *r, const http_options *o)
         curl_easy_setopt(e, CURLOPT_CAINFO, o->ca);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 }
 
 /* core.http({ url, method, headers = { "K: V" }, body, user_agent, connect_timeout,
  * timeout (seconds), max_body, ca_file }, callback) -> request. The callback gets
- * { status, body, bytes, retry_after } or { error, code }; request:cancel() ends it. */
+ * { status, body, bytes, retry_after, location } or { error, code }; request:cancel()
+ * ends it. */
 static int http_new(lua_State *L)
 {
     http_options o;
@@ -376,6 +372,83 @@ static int http_gc(lua_State *L)
 
 static const luaL_Reg http_methods[] = {{"cancel", http_cancel}, {NULL, NULL}};
 
+/* A URL being parsed: its handle and the part being read are the userdata's, so that an
+ * error raised while they are held frees them. */
+typedef struct {
+    CURLU *u;
+    char *part;
+} http_url;
+
+static int http_url_gc(lua_State *L)
+{
+    http_url *b = luaL_checkudata(L, 1, HTTP_URL);
+    curl_free(b->part);
+    b->part = NULL;
+    curl_url_cleanup(b->u);
+    b->u = NULL;
+    return 0;
+}
+
+static const luaL_Reg http_url_methods[] = {{NULL, NULL}};
+
+/* Sets field name of the table on top to part of the URL in b, when the URL has it. */
+static void http_url_field(lua_State *L, http_url *b, CURLUPart part, const char *name)
+{
+    CURLUcode rc = curl_url_get(b->u, part, &b->part, 0);
+    if (rc == CURLUE_OUT_OF_MEMORY)
+        luaL_error(L, "out of memory");
+    if (rc != CURLUE_OK || b->part == NULL)
+        return;
+    if (part == CURLUPART_PORT)
+        lua_pushinteger(L, strtol(b->part, NULL, 10)); /* t port */
+    else
+        lua_pushstring(L, b->part); /* t value */
+    curl_free(b->part);
+    b->part = NULL;
+    lua_setfield(L, -2, name);
+}
+
+/* core.url_parse(url) -> { url, scheme, user, password, host, port, path, query,
+ * fragment }, or nil, message, nil, CURLUcode: the URL as libcurl reads it (the scheme
+ * lower-cased, the host decoded, numeric IPv4 hosts in dotted form, IPv6 hosts in
+ * brackets); url is its normalised text; parts it lacks are nil. Any scheme parses. */
+static int http_url_parse(lua_State *L)
+{
+    static const struct {
+        CURLUPart part;
+        const char *name;
+    } parts[] = {{CURLUPART_URL, "url"},          {CURLUPART_SCHEME, "scheme"},
+                 {CURLUPART_USER, "user"},        {CURLUPART_PASSWORD, "password"},
+                 {CURLUPART_HOST, "host"},        {CURLUPART_PORT, "port"},
+                 {CURLUPART_PATH, "path"},        {CURLUPART_QUERY, "query"},
+                 {CURLUPART_FRAGMENT, "fragment"}};
+    size_t len, i;
+    const char *url = luaL_checklstring(L, 1, &len);
+    http_url *b;
+    CURLUcode rc;
+
+    if (strlen(url) != len)
+        return api->fail(L, NULL, "the URL holds a NUL byte", 0, 0);
+    b = lua_newuserdatauv(L, sizeof *b, 0); /* url b */
+    b->u = NULL;
+    b->part = NULL;
+    luaL_setmetatable(L, HTTP_URL);
+    if ((b->u = curl_url()) == NULL)
+        return luaL_error(L, "out of memory");
+    rc = curl_url_set(b->u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+    if (rc != CURLUE_OK) {
+        curl_url_cleanup(b->u);
+        b->u = NULL;
+        return api->fail(L, NULL, curl_url_strerror(rc), 0, rc);
+    }
+    lua_createtable(L, 0, (int)(sizeof parts / sizeof parts[0])); /* url b t */
+    for (i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        http_url_field(L, b, parts[i].part, parts[i].name);
+    curl_url_cleanup(b->u);
+    b->u = NULL;
+    return 1;
+}
+
 /* When the state closes (after every request's finalizer: this one was made first):
  * the multi handle and libcurl's globals. */
 static int http_shutdown(lua_State *L)
@@ -400,4 +473,5 @@ void phonehome_http_client_open(lua_State *L, const core_api *core)
     lua_setmetatable(L, -2);
     lua_setfield(L, LUA_REGISTRYINDEX, "phonehome.http.shutdown");
     api->class_(L, HTTP_REQUEST, http_methods, http_gc, "http", http_new);
+    api->class_(L, HTTP_URL, http_url_methods, http_url_gc, "url_parse", http_url_parse);
 }

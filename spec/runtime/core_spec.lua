@@ -26,6 +26,11 @@ describe("a bad field of a table argument", function()
             raised(core.http, { url = "http://127.0.0.1:9/", max_body = -1 }, nop))
     end)
 
+    it("is named for core.url_parse", function()
+        has("bad argument #1 to 'phonehome.core.url_parse' (string expected, got no value)",
+            raised(core.url_parse))
+    end)
+
     it("is named with its argument and the types, for core.sandbox", function()
         local entry = "phonehome.sandbox.entry"
         has("bad field 'memory' in argument #1 (integer expected, got string)",
@@ -148,5 +153,46 @@ describe("core.json_strict", function()
         has("bad argument #1 to", raised(core.json_strict))
         has("bad argument #2 to", raised(core.json_strict, "1"))
         has("bad argument #3 to", raised(core.json_strict, "1", null, 5))
+    end)
+end)
+
+describe("URLs and answers as libcurl reads them", function()
+    after_each(h.cleanup)
+
+    it("core.url_parse: the parts, the scheme lower-cased, hosts normalised", function()
+        assert.are.same({ url = "http://u:p@[::1]:8/x?a=1#f", scheme = "http", user = "u",
+                          password = "p", host = "[::1]", port = 8, path = "/x", query = "a=1",
+                          fragment = "f" },
+            core.url_parse("HTTP://u:p@[0:0:0:0:0:0:0:1]:8/x?a=1#f"))
+        assert.are.same({ url = "http://localhost:1@example.com/", scheme = "http",
+                          user = "localhost", password = "1", host = "example.com", path = "/" },
+            core.url_parse("http://localhost:1@example.com/"))
+        assert.are.equal("127.0.0.1", core.url_parse("http://0x7f.1/").host)
+        assert.are.equal("ftp", core.url_parse("ftp://x/y").scheme)
+        local r = table.pack(core.url_parse("http://a b/"))
+        assert.are.same({ n = 4, nil, "Bad hostname", nil, 21 }, r)   -- CURLUE_BAD_HOSTNAME
+        r = table.pack(core.url_parse("http://x\0y/"))
+        assert.are.same({ n = 3, nil, "the URL holds a NUL byte", nil }, r)
+    end)
+
+    it("core.http: Retry-After in seconds from a delay or a date; a redirect's Location",
+        function()
+        local ep = h.endpoint("429/7,503/date:9999,429/date:2000,429/soon,301>/moved,307,201")
+        local got = {}
+        for i = 1, 7 do
+            core.http({ url = ep.url .. "/r", timeout = 10 }, function(res) got[i] = res end)
+            core.run()
+        end
+        ep.stop()
+        assert.are.equal(7, got[1].retry_after)
+        -- the end of year 9999, from now: within a minute of what this clock says
+        local want = 253402300799 - os.time()
+        assert.is_true(math.abs(got[2].retry_after - want) < 60, tostring(got[2].retry_after))
+        assert.is_nil(got[3].retry_after)   -- in the past
+        assert.is_nil(got[4].retry_after)   -- unreadable
+        assert.are.equal(301, got[5].status)
+        assert.are.equal(ep.url .. "/moved", got[5].location)
+        assert.is_nil(got[6].location)
+        assert.are.same({ 201, nil, nil }, { got[7].status, got[7].retry_after, got[7].location })
     end)
 end)

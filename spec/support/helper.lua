@@ -38,13 +38,14 @@ function M.cleanup()
     dirs = {}
 end
 
--- The shell words that run the binary with args and env (and the sanitizer's options).
-local function command(args, env)
+-- The shell words that run the binary (bin, or M.bin) with args and env (and the
+-- sanitizer's options).
+local function command(args, env, bin)
     local cmd = {}
     local asan = os.getenv("PHONEHOME_ASAN_OPTIONS")
     if asan then cmd[#cmd + 1] = "ASAN_OPTIONS=" .. M.quote(asan) end
     for k, v in pairs(env or {}) do cmd[#cmd + 1] = k .. "=" .. M.quote(v) end
-    cmd[#cmd + 1] = M.quote(M.bin)
+    cmd[#cmd + 1] = M.quote(bin or M.bin)
     for _, a in ipairs(args) do cmd[#cmd + 1] = M.quote(a) end
     return "env -u LD_PRELOAD " .. table.concat(cmd, " ")
 end
@@ -74,9 +75,9 @@ function M.spawn_shell(cmd)
     return { pid = pid, err = d .. "/err", out = d .. "/out", dir = d }
 end
 
--- Starts the binary in the background (see spawn_shell).
-function M.spawn(args, env)
-    return M.spawn_shell(command(args, env))
+-- Starts the binary (or another copy of it, bin) in the background (see spawn_shell).
+function M.spawn(args, env, bin)
+    return M.spawn_shell(command(args, env, bin))
 end
 
 -- Asserts that text holds expected, as plain text.

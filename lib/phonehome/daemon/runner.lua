@@ -45,10 +45,13 @@ local function decide(D, p)
     return optout.decide(p.def, core.getenv, p.settings, D.flags)
 end
 
--- Delivers the spool in order; stops at the first report that cannot be delivered now.
-function M.flush(D, p)
-    if p.flushing then return end
-    p.flushing = true
+-- The error of a call, with the traceback for the log and the message alone for the state.
+local function trace(err)
+    local msg = type(err) == "string" and err or "(error object is a " .. type(err) .. ")"
+    return { msg = msg, trace = debug.traceback(msg, 2) }
+end
+
+local function flush(D, p)
     while p.spool:head() and not D.stopping do
         if not p.sending then break end
         local e = p.spool:head()
@@ -70,7 +73,21 @@ function M.flush(D, p)
             break
         end
     end
+end
+
+-- Delivers the spool in order; stops at the first report that cannot be delivered now.
+-- An error in it fails this flush only: the report stays spooled for the next one.
+function M.flush(D, p)
+    if p.flushing then return end
+    p.flushing = true
+    local ok, err = xpcall(flush, trace, D, p)
     p.flushing = false
+    if not ok then
+        log.error({ product = p.name, msg = "delivery failed", error = err.trace })
+        p.state.last_result = "failed: " .. err.msg
+        p.failed = true
+        M.save(D, p)
+    end
 end
 
 -- Builds a report with the product's current version; nil, errors when it cannot.
@@ -95,7 +112,7 @@ local function build(D, p)
 end
 
 -- One scheduled report: decide, build, keep the last report, spool, deliver.
-function M.report(D, p)
+local function report(D, p)
     p.sending, p.reason = decide(D, p)
     if not p.sending and not p.def.optout.build_when_off then
         log.info({ product = p.name, msg = "not sending", reason = p.reason })
@@ -127,11 +144,24 @@ function M.report(D, p)
     M.flush(D, p)
 end
 
+-- One scheduled report (see report above); whatever goes wrong in it is logged and fails
+-- this report only.
+function M.report(D, p)
+    local ok, err = xpcall(report, trace, D, p)
+    if not ok then
+        p.failed = true
+        log.error({ product = p.name, msg = "report failed", error = err.trace })
+    end
+end
+
 local function log_next(p)
     log.info({ product = p.name, msg = "next report", due = timefmt.iso8601(p.state.next_due, 3) })
 end
 
--- Arms the timer of the product's next report, due at p.state.next_due.
+-- Arms the timer of the product's next report, due at p.state.next_due. When it fires,
+-- the report after it is armed first, so that nothing in a report (an error, a long
+-- wait for the endpoint) can stop the schedule; a report still being delivered when the
+-- next is built leaves it in the spool, delivered in order by the same flush.
 local function arm(D, p)
     if p.timer then p.timer:close() end
     -- at least 1 ms: libuv runs a 0 ms timer armed by a timer in the same pass
@@ -140,14 +170,14 @@ local function arm(D, p)
         p.timer = nil
         if D.stopping or p.stopped then return end
         local due, started = p.state.next_due, core.time()
+        -- counted from when this report started, sent or not (MongooseIM's rule)
+        p.state.next_due = schedule.after(p.def.schedule, D.sched_opts(p), due, started)
+        M.save(D, p)
+        log_next(p)
+        arm(D, p)
         async.spawn(function()
             M.report(D, p)
-            if D.stopping or p.stopped then return end
-            -- counted from when this report started, sent or not (MongooseIM's rule)
-            p.state.next_due = schedule.after(p.def.schedule, D.sched_opts(p), due, started)
-            M.save(D, p)
-            log_next(p)
-            arm(D, p)
+            if not (D.stopping or p.stopped) then M.save(D, p) end
         end)
     end)
 end

@@ -1,6 +1,7 @@
 -- Sending one spooled report: its request(s) to the product's endpoint, retried with
--- backoff and jitter on the statuses the product names, honouring Retry-After. Runs
--- inside a coroutine: waiting yields to the loop.
+-- backoff and jitter on the statuses the product names, honouring Retry-After up to an
+-- hour; a redirect is not followed and keeps the report. Runs inside a coroutine: waiting
+-- yields to the loop.
 local async = require("phonehome.base.async")
 local core = require("phonehome.core")
 local delivery = require("phonehome.definition.delivery")
@@ -18,8 +19,9 @@ end
 -- send(p, entry, opts) -> "delivered" | "rejected" | "failed" | "stopped", detail.
 -- p: { name, def, settings }; opts: base, scale, stopping (function), sending (function).
 function M.send(p, entry, opts)
-    local url, err = delivery.target(p.def, p.settings, opts.base)
+    local url, parts = delivery.target(p.def, p.settings, opts.base, core.url_parse)
     if not url then
+        local err = parts
         log.error({ product = p.name, msg = "cannot send", error = err })
         return "failed", err
     end
@@ -38,8 +40,8 @@ function M.send(p, entry, opts)
                 connect_timeout = d.connect_timeout / 1000, timeout = d.timeout / 1000,
                 ca_file = p.settings.ca_file,
             })
-            local fields = { product = p.name, url = delivery.redact(url), attempt = attempt,
-                             bytes = #body }
+            local fields = { product = p.name, url = delivery.redact(url, parts),
+                             attempt = attempt, bytes = #body }
             local retry
             if res.error then
                 fields.msg, fields.error = "transfer failed", res.error
@@ -48,6 +50,14 @@ function M.send(p, entry, opts)
                 fields.msg, fields.status = "report sent", res.status
                 log.info(fields)
                 break
+            elseif res.status >= 300 and res.status < 400 then
+                -- not followed (a redirect could lead plain http anywhere), nor final:
+                -- the report stays spooled for the next attempt, as after a 500
+                fields.msg, fields.status = "endpoint redirected the report; not following",
+                    res.status
+                fields.location = res.location
+                    and delivery.redact(res.location, core.url_parse(res.location))
+                retry = false
             else
                 fields.msg, fields.status = "endpoint refused the report", res.status
                 fields.response = res.body:sub(1, 200)
@@ -61,8 +71,7 @@ function M.send(p, entry, opts)
                 log.warn(fields)
                 return "failed", res.error or ("status " .. res.status)
             end
-            local wait = (d.backoff / 1000) * 2 ^ (attempt - 1) * (1 + math.random() * 0.25)
-            wait = delivery.retry_after(res.retry_after, os.time()) or wait
+            local wait = delivery.wait(d, attempt, res.retry_after, math.random)
             fields.retry_in = string.format("%.3fs", wait / opts.scale)
             log.warn(fields)
             async.sleep(wait / opts.scale)

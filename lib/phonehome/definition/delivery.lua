@@ -1,6 +1,6 @@
 -- The delivery section of a definition: retries, backoff, timeouts and spool bounds with
--- their defaults; and what they mean for one report: the URL it goes to, the bodies it is
--- sent as, how long a Retry-After asks to wait, and a URL fit for a log.
+-- their defaults; and what they mean for one report: the URL it goes to and whether it
+-- may, the bodies it is sent as, how long to wait before a retry, and a URL fit for a log.
 local duration = require("phonehome.duration")
 local ga4 = require("phonehome.base.ga4")
 local json = require("phonehome.json")
@@ -51,48 +51,88 @@ function M.check(def, problem)
     def.delivery = d
 end
 
-local function loopback(host)
+-- Hosts plain http may go to without allow_http, as libcurl reports them: numeric IPv4
+-- in dotted form, IPv6 in brackets.
+function M.loopback(host)
+    host = host:lower()
     return host == "localhost" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil or host == "[::1]"
 end
 
--- The URL with the values of secret-looking query parameters and any password hidden.
-function M.redact(url)
-    url = url:gsub("^(https?://)[^/@]*@", "%1")
-    return (url:gsub("([?&])([^=&]*)=([^&]*)", function(sep, k, v)
-        local lk = k:lower()
-        if lk:find("secret") or lk:find("key") or lk:find("token") or lk:find("pass") then
-            v = "REDACTED"
-        end
-        return sep .. k .. "=" .. v
+-- Every value of a query string hidden, its names kept.
+local function redact_query(query)
+    return (query:gsub("[^&]+", function(item)
+        local k = item:match("^([^=]*)=")
+        return k and (k .. "=REDACTED") or "REDACTED"
     end))
+end
+
+-- redact(url [, parts]) -> the URL fit for a log, the state or an error: any user and
+-- password, every query value and the fragment hidden. parts: the URL as core.url_parse
+-- reads it; without them (or for a URL it cannot read) the text is cut by hand, hiding
+-- everything up to the last @ before the path.
+function M.redact(url, parts)
+    local scheme, userinfo, host, path, query, fragment
+    if type(parts) == "table" and parts.host then
+        scheme, host, path = parts.scheme .. "://", parts.host, parts.path or ""
+        if parts.port then host = host .. ":" .. parts.port end
+        userinfo = parts.user ~= nil or parts.password ~= nil
+        query, fragment = parts.query, parts.fragment
+    else
+        local rest
+        scheme, rest = url:match("^(%a[%w+.%-]*:/+)(.*)$")
+        if not scheme then scheme, rest = "", url end
+        local cut = rest:find("[/?#]") or #rest + 1
+        host, path = rest:sub(1, cut - 1), rest:sub(cut)
+        userinfo = host:find("@", 1, true) ~= nil
+        host = host:match("[^@]*$")
+        path, query, fragment = path:match("^([^?#]*)(%??[^#]*)(#?.*)$")
+        query = query ~= "" and query:sub(2) or nil
+        fragment = fragment ~= "" and fragment or nil
+    end
+    return scheme .. (userinfo and "REDACTED@" or "") .. host .. path
+        .. (query and ("?" .. redact_query(query)) or "") .. (fragment and "#REDACTED" or "")
 end
 
 local function escape(s)
     return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
 end
 
--- target(def, settings, base) -> url, or nil, reason. --endpoint BASE sends every product
--- to BASE/v1/report/PRODUCT; else the setting PRODUCT.endpoint; else the script's.
--- Plain http leaves the machine only where allow_http says so.
-function M.target(def, settings, base)
+-- url(def, settings, base) -> the URL a report goes to, or nil, reason. --endpoint BASE
+-- sends every product to BASE/v1/report/PRODUCT; else the setting PRODUCT.endpoint; else
+-- the script's, with GA4's measurement id and secret.
+function M.url(def, settings, base)
     local url = base and (base:gsub("/+$", "") .. "/v1/report/" .. def.name)
         or settings.endpoint or def.endpoint
-    local scheme, host = url:match("^(https?)://([^/:?#]+)")
-    if url:match("^https?://%[::1%]") then scheme, host = url:match("^(https?)://(%[::1%])") end
-    if not scheme then return nil, "endpoint " .. url .. " is not an http(s) URL" end
-    if scheme == "http" and not loopback(host) and not settings.allow_http then
-        return nil, "plain http to " .. host .. " refused; use https, or set " .. def.name
-            .. ".allow_http=true"
-    end
     if def.format == "ga4" and not base and not settings.endpoint then
         local id, secret = settings["tracking_id.id"], settings["tracking_id.secret"]
         if not id or not secret then
             return nil, "no GA4 measurement id: set " .. def.name .. ".tracking_id.id and "
                 .. def.name .. ".tracking_id.secret"
         end
-        url = url .. "?measurement_id=" .. escape(id) .. "&api_secret=" .. escape(secret)
+        url = url .. (url:find("?", 1, true) and "&" or "?") .. "measurement_id=" .. escape(id)
+            .. "&api_secret=" .. escape(secret)
     end
     return url
+end
+
+-- target(def, settings, base, parse) -> url, parts; or nil, reason. The URL of url(),
+-- read by parse (core.url_parse: libcurl's parser, the caller's, so that this module
+-- loads no libcurl) and returned as libcurl reads it, with its parts. Plain http leaves
+-- the machine only where allow_http says so: the host judged is the one libcurl would
+-- connect to, whatever comes before an @ or a colon.
+function M.target(def, settings, base, parse)
+    local url, err = M.url(def, settings, base)
+    if not url then return nil, err end
+    local parts, why = parse(url)
+    if not parts or (parts.scheme ~= "http" and parts.scheme ~= "https") or not parts.host then
+        return nil, "endpoint " .. M.redact(url, parts) .. " is not an http(s) URL"
+            .. (why and (" (" .. why .. ")") or "")
+    end
+    if parts.scheme == "http" and not M.loopback(parts.host) and not settings.allow_http then
+        return nil, "plain http to " .. parts.host .. " refused; use https, or set " .. def.name
+            .. ".allow_http=true"
+    end
+    return parts.url, parts
 end
 
 -- The bodies of a report: one, or for GA4 one per 25 events.
@@ -113,21 +153,17 @@ function M.bodies(def, body)
     return out
 end
 
--- Seconds a Retry-After header asks for (delta seconds or an HTTP date), capped.
-function M.retry_after(value, now)
-    if not value then return nil end
-    local n = tonumber(value)
-    if n then return math.min(math.max(n, 0), 3600) end
-    local d, mon, y, hh, mm, ss = value:match("%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
-    local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
-                     Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-    if not d or not months[mon] then return nil end
-    local t = os.time({ year = tonumber(y), month = months[mon], day = tonumber(d),
-                        hour = tonumber(hh), min = tonumber(mm), sec = tonumber(ss),
-                        isdst = false })
-    -- os.time reads the table as local time; correct by the zone's offset
-    local offset = os.time(os.date("*t", t)) - os.time(os.date("!*t", t))
-    return math.min(math.max(t + offset - now, 0), 3600)
+M.MAX_WAIT = 3600   -- seconds: no answer makes a product wait longer before a retry
+
+-- wait(d, attempt, retry_after, random) -> the seconds to wait before attempt + 1: what
+-- Retry-After asked for (seconds, as libcurl reads it), else the backoff doubled per
+-- attempt with up to 25% jitter (random() in [0, 1)); never more than MAX_WAIT.
+function M.wait(d, attempt, retry_after, random)
+    local wait = retry_after
+    if not wait or wait <= 0 then
+        wait = (d.backoff / 1000) * 2 ^ math.min(attempt - 1, 62) * (1 + random() * 0.25)
+    end
+    return math.min(wait, M.MAX_WAIT)
 end
 
 return M

@@ -29,7 +29,8 @@ local function check_top(def, problem)
     if type(def.name) == "string" and not def.name:match("^[%l%d_%-]+$") then
         problem("name", "name must be lower-case letters, digits, - and _")
     end
-    if type(def.endpoint) == "string" and not def.endpoint:match("^https?://[^/%s]+") then
+    -- the scheme in any case, as libcurl reads it (the full check is the sender's)
+    if type(def.endpoint) == "string" and not def.endpoint:lower():match("^https?://[^/%s]+") then
         problem("endpoint", "endpoint must be an http:// or https:// URL")
     end
     def.method = def.method or "POST"

@@ -1,5 +1,6 @@
 -- A product's documentation as Markdown, rendered from the same declarations that
 -- build and check its report, so the two cannot drift apart.
+local delivery = require("phonehome.definition.delivery")
 local duration = require("phonehome.duration")
 local schema = require("phonehome.definition.schema")
 local json = require("phonehome.json")
@@ -66,7 +67,8 @@ function M.render(d)
     out[#out + 1] = ""
     out[#out + 1] = "## Endpoint"
     out[#out + 1] = ""
-    out[#out + 1] = string.format("`%s %s` (%s%s)", d.method, d.endpoint,
+    out[#out + 1] = string.format("`%s %s` (%s%s)", d.method,
+        d.endpoint and delivery.redact(d.endpoint),
         d.format == "ga4" and "Google Analytics 4 Measurement Protocol" or "JSON",
         d.canonical and ", canonical: keys sorted" or "")
     local dl = d.delivery
