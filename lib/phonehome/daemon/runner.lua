@@ -134,11 +134,13 @@ end
 -- Arms the timer of the product's next report, due at p.state.next_due.
 local function arm(D, p)
     if p.timer then p.timer:close() end
-    -- at least 1 ms: libuv runs a 0 ms timer armed by a timer in the same pass
-    local delay = math.max(0.001, p.state.next_due - core.time())
-    p.timer = core.timer(math.floor(delay * 1000 + 0.5), function()
+    -- at least 1 ms: libuv runs a 0 ms timer armed by a timer in the same pass; at most
+    -- async.MAX_WAIT: a later report is armed again when that much has passed
+    local ms = math.max(1, async.timer_ms(p.state.next_due - core.time()))
+    p.timer = core.timer(ms, function()
         p.timer = nil
         if D.stopping or p.stopped then return end
+        if ms == async.MAX_WAIT and p.state.next_due > core.time() then return arm(D, p) end
         local due, started = p.state.next_due, core.time()
         async.spawn(function()
             M.report(D, p)
