@@ -89,6 +89,12 @@ end
 function M.build_once(ctx, p, pid, dry)
     local typed, err = settings.resolve(p.def, ctx.from_set[p.name], ctx.from_config[p.name])
     if not typed then return nil, { err } end
+    local bad = datadir.problems(p.def)
+    if #bad > 0 then
+        for i, e in ipairs(bad) do bad[i] = p.path .. ": " .. e end
+        return nil, bad
+    end
+    if not dry then datadir.migrate(ctx.data_dir, p.def) end
     local id = dry and core.uuid() or datadir.instance_id(ctx.data_dir, p.def)
     local body, problems = p:build({
         settings = typed, pid = pid, session_id = ctx.session_id, instance_id = id,

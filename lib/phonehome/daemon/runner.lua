@@ -161,6 +161,8 @@ function M.load_version(D, name)
     local prod, problems = sandbox.open_in(ctx.scripts, name)
     if not prod then return nil, table.concat(problems, "; ") end
     local typed, err = settings.resolve(prod.def, ctx.from_set[name], ctx.from_config[name])
+    problems = datadir.problems(prod.def)
+    if #problems > 0 then typed, err = nil, prod.path .. ": " .. table.concat(problems, "; ") end
     if not typed then
         prod:close()
         return nil, err
@@ -180,7 +182,8 @@ end
 function M.load(D, name)
     local p, why = M.load_version(D, name)
     if not p then return nil, why end
-    p.state = datadir.read_state(D.data_dir, name)
+    datadir.migrate(D.data_dir, p.def)
+    p.state = datadir.load_state(D.data_dir, name)
     p.spool = spool.open(D.data_dir, name, p.def.delivery)
     return p
 end

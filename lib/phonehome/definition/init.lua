@@ -46,8 +46,8 @@ local function check_top(def, problem)
     if def.version ~= nil and type(def.version) ~= "string" then
         problem("version", "version must be a string")
     end
-    if def.last_report ~= nil and not identity.plain_file_name(def.last_report) then
-        problem("last_report", "last_report must be a plain file name")
+    if def.last_report ~= nil and identity.file_problem("last_report", def.last_report) then
+        problem("last_report", identity.file_problem("last_report", def.last_report))
     end
 end
 
