@@ -251,8 +251,12 @@ end
 -- reads it this way, changing nothing).
 function M.read_state(dir, name)
     local file = current(places(dir, { name = name }).state)
-    local text = core.readfile(file)
-    if not text then return {} end
+    local text, why = core.readfile(file)
+    if not text then
+        -- none yet; or one that cannot be read (too large, not a file): not ours to replace
+        if core.exists(file) then return {}, "cannot be read: " .. why, file end
+        return {}
+    end
     local state, err = M.valid_state(text)
     if not state then return {}, err, file end
     return state

@@ -54,6 +54,20 @@ describe("datadir", function()
         end
     end)
 
+    it("reads a state file it cannot read as not valid, and sets it aside", function()
+        local dir = h.tmpdir()
+        assert.are.same({}, datadir.read_state(dir, "p"))   -- none yet: nothing wrong
+        core.mkdir(dir .. "/p/state.json")
+        local state, err, file = datadir.read_state(dir, "p")
+        assert.are.same({}, state)
+        assert.matches("cannot be read: .*Is a directory", err)
+        assert.are.equal(dir .. "/p/state.json", file)
+        assert.are.same({}, datadir.load_state(dir, "p"))
+        assert.is_false(core.exists(dir .. "/p/state.json"))
+        assert.matches('product=p msg="state file is not valid; set aside"', lines[1])
+        assert.is_true(core.isdir(lines[1]:match("moved_to=(%S+)")))
+    end)
+
     it("refuses file names that are the host's own in the product's directory", function()
         assert.are.same({}, datadir.problems({ name = "p" }))
         assert.are.same({}, datadir.problems({ name = "coroot",
