@@ -285,8 +285,9 @@ describe("a scripts directory deleted and recreated #integration", function()
 
     it("is watched again once it is back, and its new scripts start", function()
         h.sh("rm -rf " .. scripts)
-        h.wait_for(d.err, 'msg="the scripts directory is gone or was replaced; '
-            .. 'watching it again once it exists"')
+        h.wait_for(d.err, 'msg="the watch on the scripts directory ended; watching it again '
+            .. 'once the directory exists" dir=' .. scripts:gsub("%p", "%%%0")
+            .. ' error="the directory was removed or replaced"')
         h.wait_for(d.err, 'product=a msg="stopped: its script was removed"')
         h.sh("sleep 1.5")
         h.sh("mkdir " .. scripts)

@@ -7,14 +7,13 @@ local log = require("phonehome.base.log")
 local M = {}
 
 M.DEBOUNCE_MS = 150
+M.RETRY_MS, M.MAX_RETRY_MS = 100, 1000   -- polls for a directory gone, backing off to 1 s
 
 -- The product a directory entry is the script of, or nil for anything else: editor
 -- temporaries (.x.swp, x~, .#x, 4913, x.lua.tmp) are not scripts.
 function M.product_of(name)
     return name and name:match("^([%w_%-]+)%.lua$")
 end
-
-M.RETRY_MS, M.MAX_RETRY_MS = 100, 1000   -- polls for a directory gone, backing off to 1 s
 
 -- start(dir, changed) calls changed(names) with the set of products whose scripts
 -- changed, or changed(nil) when the whole directory must be read again: the watch failed,
@@ -52,8 +51,8 @@ function M.start(dir, changed)
     end
     event = function(name, kind)
         if name == nil then
-            log.warn({ msg = "the scripts directory is gone or was replaced; watching it again "
-                .. "once it exists", dir = dir, error = kind })
+            log.warn({ msg = "the watch on the scripts directory ended; watching it again once "
+                .. "the directory exists", dir = dir, error = kind })
             handle:close()
             if watch(M.RETRY_MS) then
                 log.info({ msg = "watching the scripts directory again", dir = dir })
