@@ -1,8 +1,10 @@
 /* loop.c: the libuv loop as Lua sees it: run and stop, one-shot timers, signals, watched
  * directories; every callback into Lua goes through loop_pcall. */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 #include "phonehome.h"
 
@@ -18,6 +20,8 @@ typedef struct loop_handle {
     lua_State *L; /* the main thread of the state that made it */
     int fn_ref;   /* the Lua callback */
     int self_ref; /* keeps the userdata alive while the handle is active */
+    dev_t dev;    /* a watch: the directory watched, which its path must still name */
+    ino_t ino;
 } loop_handle;
 
 typedef struct {
@@ -192,6 +196,27 @@ static int loop_signal(lua_State *L)
     return 1;
 }
 
+/* Whether the watched path still names the directory the watch was started on. An
+ * event on the directory itself (removed, renamed away: inotify's DELETE_SELF,
+ * MOVE_SELF, IGNORED) comes named by the directory's own name; after it the watch sees
+ * nothing more, and a directory made again in its place may even have the same inode. */
+static int loop_watch_alive(uv_fs_event_t *e, const char *filename)
+{
+    const loop_handle *h = (const loop_handle *)e;
+    char path[4096];
+    size_t len = sizeof path;
+    const char *base;
+    struct stat st;
+
+    if (uv_fs_event_getpath(e, path, &len) < 0 || stat(path, &st) < 0)
+        return 0;
+    base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    if (filename != NULL && strcmp(filename, base) == 0)
+        return 0;
+    return st.st_dev == h->dev && st.st_ino == h->ino;
+}
+
 static void loop_on_fs(uv_fs_event_t *e, const char *filename, int events, int status)
 {
     loop_handle *h = (loop_handle *)e;
@@ -200,6 +225,9 @@ static void loop_on_fs(uv_fs_event_t *e, const char *filename, int events, int s
     if (status < 0) {
         lua_pushnil(L);
         lua_pushstring(L, uv_strerror(status));
+    } else if (!loop_watch_alive(e, filename)) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "the directory was removed or replaced");
     } else {
         lua_pushstring(L, filename ? filename : "");
         lua_pushstring(L, (events & UV_RENAME) ? "rename" : "change");
@@ -208,14 +236,22 @@ static void loop_on_fs(uv_fs_event_t *e, const char *filename, int events, int s
 }
 
 /* core.watch(dir, fn): calls fn(name, "rename"|"change") for each change of an entry of
- * the directory, fn(nil, message) when the watch fails; nil, message if it cannot start.
+ * the directory, fn(nil, message) when the watch fails or the directory is removed or
+ * replaced (then nothing more is seen: watch again); nil, message if it cannot start.
  * The directory is watched, not its files: editors replace files by rename. */
 static int loop_watch(lua_State *L)
 {
     const char *dir = luaL_checkstring(L, 1);
-    loop_handle *h = loop_handle_new(L, 2);
+    loop_handle *h;
+    struct stat st;
     int err;
 
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (stat(dir, &st) < 0)
+        return binding_fail(L, dir, NULL, errno, 0);
+    h = loop_handle_new(L, 2);
+    h->dev = st.st_dev;
+    h->ino = st.st_ino;
     uv_fs_event_init(uv_default_loop(), &h->u.fs);
     if ((err = uv_fs_event_start(&h->u.fs, loop_on_fs, dir, 0)) < 0) {
         loop_box_close(lua_touserdata(L, -1));

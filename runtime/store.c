@@ -189,30 +189,48 @@ static int store_getenv(lua_State *L)
     return 1;
 }
 
-/* Whether we run as root, which decides the default data directory. */
-/* Removes a file: true, or nil, message. */
+/* Removes a file or an empty directory: true, or nil, message. */
 static int store_remove(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    if (unlink(path) < 0)
+    if (remove(path) < 0)
         return binding_fail(L, path, NULL, errno, 0);
     lua_pushboolean(L, 1);
     return 1;
 }
 
+/* Renames a file or directory (atomically, within one file system): true, or nil,
+ * message. */
+static int store_rename(lua_State *L)
+{
+    const char *from = luaL_checkstring(L, 1);
+    const char *to = luaL_checkstring(L, 2);
+    if (rename(from, to) < 0)
+        return binding_fail(L, from, NULL, errno, 0);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Whether we run as root, which decides the default data directory. */
 static int store_is_root(lua_State *L)
 {
     lua_pushboolean(L, geteuid() == 0);
     return 1;
 }
 
-static const luaL_Reg store_funcs[] = {
-    {"is_root", store_is_root},   {"remove", store_remove},
-    {"readfile", store_readfile}, {"listdir", store_listdir},
-    {"isdir", store_isdir},       {"exists", store_exists},
-    {"mkdir", store_mkdir},       {"write_atomic", store_write_atomic},
-    {"uuid", store_uuid},         {"uuid_valid", store_uuid_valid},
-    {"getenv", store_getenv},     {NULL, NULL}};
+static const luaL_Reg store_funcs[] = {{"is_root", store_is_root},
+                                       {"remove", store_remove},
+                                       {"rename", store_rename},
+                                       {"readfile", store_readfile},
+                                       {"listdir", store_listdir},
+                                       {"isdir", store_isdir},
+                                       {"exists", store_exists},
+                                       {"mkdir", store_mkdir},
+                                       {"write_atomic", store_write_atomic},
+                                       {"uuid", store_uuid},
+                                       {"uuid_valid", store_uuid_valid},
+                                       {"getenv", store_getenv},
+                                       {NULL, NULL}};
 
 void store_open(lua_State *L)
 {

@@ -32,6 +32,8 @@ return {
     delivery = { retries = 0 },
     schedule = { first = "1h", send_delay = "10s", interval = "24h", anchor = "previous" },
     identity = { field = "database.firstEpochId" },
+    -- read by the fields below, as .NET's container images set it
+    environment = { "DOTNET_RUNNING_IN_CONTAINER" },
     optout = {
         default = "on",
         env = { { name = "EVENTSTORE_TELEMETRY_OPTOUT", off = { "true" } } },

@@ -100,7 +100,7 @@ describe("the network is hostile #integration", function()
                 assert.are.equal(1, r.code, r.err)
                 assert.matches("is not an http%(s%) URL", r.err)
                 hides({ "alice", "hunter2", "abc123" }, r.err, "the log")
-                hides({ "alice", "hunter2", "abc123" }, h.slurp(data .. "/t.state.json"),
+                hides({ "alice", "hunter2", "abc123" }, h.slurp(data .. "/t/state.json"),
                       "the state")
             end
         end)
@@ -216,7 +216,7 @@ describe("the network is hostile #integration", function()
                             "--set", "t.endpoint=" .. url })
             assert.are.equal(1, r.code, r.err)
             hides(secrets, r.err, "the log")
-            hides(secrets, h.slurp(data .. "/t.state.json"), "the state file")
+            hides(secrets, h.slurp(data .. "/t/state.json"), "the state file")
             local st, sr = status(scripts, data)
             assert.matches("^failed: ", st.last_result)
             hides(secrets, sr.out, "status --json")

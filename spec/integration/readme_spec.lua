@@ -18,7 +18,7 @@ describe("README example #integration", function()
         local out = json.decode(r.out)
         assert.are.equal(4, out.rooms)
         assert.are.equal(json.null, out.version)
-        assert.are.equal(h.slurp(dir .. "/instance.uuid"), out.instance)
+        assert.are.equal(h.slurp(dir .. "/hello/hello.uuid"), out.instance)
         assert.matches('^{"instance":"[^"]+","rooms":4,"memory":{"rss":%d+,"total":%d+},'
             .. '"version":null}\n$', r.out)
     end)

@@ -22,6 +22,30 @@ describe("duration", function()
         assert.is_nil(duration.parse(1.5))
     end)
 
+    it("bounds a duration to 10 years, and to more than 0 where it must be positive", function()
+        assert.are.equal(315360000000, duration.MAX)
+        assert.are.equal(duration.MAX, duration.parse("3650d"))
+        assert.are.equal(duration.MAX, duration.parse(duration.MAX))
+        assert.are.equal(0, duration.parse("0s"))
+        assert.are.equal(1, duration.parse(1, true))
+        for _, bad in ipairs({ "3651d", duration.MAX + 1, math.maxinteger,
+                               "99999999999999999s",   -- wraps around as an integer product
+                               "1" .. string.rep("0", 400) .. "ms" }) do
+            local ms, err = duration.parse(bad, false, "schedule.first")
+            assert.is_nil(ms)
+            assert.matches("longer than 10 years", err)
+            assert.matches("for schedule%.first", err)
+            assert.is_truthy(err:find(tostring(bad), 1, true))
+        end
+        for _, zero in ipairs({ 0, "0s", "0ms", "0.0001s" }) do
+            local ms, err = duration.parse(zero, true, "schedule.interval")
+            assert.is_nil(ms)
+            assert.matches("for schedule%.interval must be positive", err)
+        end
+        local _, err = duration.parse(-5, false, "delivery.backoff")
+        assert.are.equal("negative duration -5 for delivery.backoff", err)
+    end)
+
     it("formats milliseconds back in the largest exact unit", function()
         assert.are.equal("3h", duration.format(10800000))
         assert.are.equal("5m", duration.format(300000))

@@ -178,25 +178,25 @@ coroot = {
 
     it("keeps its id in instance.uuid, replacing a corrupt one with a warning", function()
         local _, ours, dir = show("coroot", "")
-        assert.are.equal(ours.instance.uuid, h.slurp(dir .. "/instance.uuid"))
-        assert.are.equal("644", h.sh("stat -c %a " .. dir .. "/instance.uuid"))
+        assert.are.equal(ours.instance.uuid, h.slurp(dir .. "/coroot/instance.uuid"))
+        assert.are.equal("644", h.sh("stat -c %a " .. dir .. "/coroot/instance.uuid"))
         local again = json.decode(h.run({ "show", "coroot", "--data-dir", dir }).out)
         assert.are.equal(ours.instance.uuid, again.instance.uuid)
-        h.write(dir .. "/instance.uuid", "not-a-uuid\n")
+        h.write(dir .. "/coroot/instance.uuid", "not-a-uuid\n")
         local r = h.run({ "show", "coroot", "--data-dir", dir })
         assert.are.equal(0, r.code)
         assert.matches('level=warn product=coroot msg="instance id file does not hold a UUID',
             r.err)
         local new = json.decode(r.out).instance.uuid
         assert.are_not.equal(ours.instance.uuid, new)
-        assert.are.equal(new, h.slurp(dir .. "/instance.uuid"))
+        assert.are.equal(new, h.slurp(dir .. "/coroot/instance.uuid"))
     end)
 
     it("keeps its id in $STATE_DIRECTORY when no --data-dir is given", function()
         local dir = h.tmpdir()
         local r = h.run({ "show", "coroot" }, { STATE_DIRECTORY = dir })
         assert.are.equal(0, r.code)
-        assert.are.equal(json.decode(r.out).instance.uuid, h.slurp(dir .. "/instance.uuid"))
+        assert.are.equal(json.decode(r.out).instance.uuid, h.slurp(dir .. "/coroot/instance.uuid"))
     end)
 
     it("samples the resident memory of the target process", function()

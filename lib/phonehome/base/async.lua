@@ -20,10 +20,21 @@ function M.spawn(fn, ...)
     resume(coroutine.create(fn), ...)
 end
 
--- sleep(seconds): inside a coroutine, waits on the loop.
+-- The longest single wait, in ms: 10 years, the longest duration a definition may give
+-- (a backoff doubled by retries, divided by a time scale, may ask for more).
+M.MAX_WAIT = 315360000000
+
+-- A delay in seconds as the milliseconds a timer is armed with: from 0 to MAX_WAIT.
+function M.timer_ms(seconds)
+    local ms = seconds * 1000 + 0.5
+    if ms ~= ms or ms >= M.MAX_WAIT then return M.MAX_WAIT end
+    return ms < 1 and 0 or math.floor(ms)
+end
+
+-- sleep(seconds): inside a coroutine, waits on the loop (at most MAX_WAIT).
 function M.sleep(seconds)
     local co = coroutine.running()
-    core.timer(math.max(0, math.floor(seconds * 1000 + 0.5)), function() resume(co) end)
+    core.timer(M.timer_ms(seconds), function() resume(co) end)
     coroutine.yield()
 end
 

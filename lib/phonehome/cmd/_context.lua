@@ -4,6 +4,7 @@
 local core = require("phonehome.core")
 local datadir = require("phonehome.daemon.datadir")
 local log = require("phonehome.base.log")
+local pidfile = require("phonehome.base.pidfile")
 local sandbox = require("phonehome.sandbox")
 local settings = require("phonehome.definition.settings")
 
@@ -48,14 +49,14 @@ function M.gather_settings(ctx)
     return true
 end
 
--- The target process: --pid, --pidfile, or 0 for phonehome itself; nil, message.
+-- The target process: --pid, --pidfile, or 0 for phonehome itself; nil, message. It
+-- must exist now; the daemon reads a pid file again at every build.
 local function target_pid(ctx)
     local pid = ctx.options.pid
     if ctx.options.pidfile then
-        local text, err = core.readfile(ctx.options.pidfile)
-        if not text then return nil, err end
-        pid = text:match("^%s*(%d+)%s*$")
-        if not pid then return nil, ctx.options.pidfile .. ": does not hold a process id" end
+        local err
+        pid, err = pidfile.read(ctx.options.pidfile)
+        if not pid then return nil, err end
     end
     if pid == nil then return 0 end
     local n = math.tointeger(tonumber(pid))
@@ -84,15 +85,24 @@ function M.open(ctx, name)
 end
 
 -- build_once(ctx, p, pid, dry) -> json, warnings | nil, problems: a product's report
--- with the command line's settings. A dry build (check) touches no file: its instance
--- id is a fresh one.
+-- with the command line's settings, built as the daemon would build it now from the
+-- data directory (its last report, its schedule state). A dry build (check) touches no
+-- file: no state, and a fresh instance id.
 function M.build_once(ctx, p, pid, dry)
     local typed, err = settings.resolve(p.def, ctx.from_set[p.name], ctx.from_config[p.name])
     if not typed then return nil, { err } end
-    local id = dry and core.uuid() or datadir.instance_id(ctx.data_dir, p.def)
-    local body, problems = p:build({
-        settings = typed, pid = pid, session_id = ctx.session_id, instance_id = id,
-    })
+    local bad = datadir.problems(p.def)
+    if #bad > 0 then
+        for i, e in ipairs(bad) do bad[i] = p.path .. ": " .. e end
+        return nil, bad
+    end
+    if not dry then datadir.migrate(ctx.data_dir, p.def) end
+    local D = { data_dir = ctx.data_dir, pid = pid ~= 0 and pid or nil,
+                pidfile = ctx.options.pidfile, session_id = ctx.session_id }
+    local rec = { name = p.name, product = p, def = p.def, settings = typed,
+                  state = dry and {} or datadir.read_state(ctx.data_dir, p.name),
+                  previous = dry and false or nil }
+    local body, problems = require("phonehome.daemon.runner").build(D, rec, dry)
     if body then
         for _, w in ipairs(problems) do log.warn({ product = p.name, msg = w }) end
     end

@@ -31,6 +31,8 @@ local function one(ctx, name)
     if p then
         out.version = p.def.version
         local typed, err = settings.resolve(p.def, ctx.from_set[name], ctx.from_config[name])
+        local bad = datadir.problems(p.def)
+        if #bad > 0 then typed, err = nil, p.path .. ": " .. table.concat(bad, "; ") end
         if not typed then
             out.error = err
         else
@@ -44,13 +46,17 @@ local function one(ctx, name)
         out.instance_id = datadir.existing_instance_id(ctx.data_dir, p.def)
         p:close()
     end
-    local state = datadir.read_state(ctx.data_dir, name)
+    local state, bad, file = datadir.read_state(ctx.data_dir, name)
+    if bad then
+        out.state_error = file .. " is not valid (" .. bad .. "); the daemon sets it aside"
+    end
     out.last_sent = when(state.last_sent)
     out.next_due = when(state.next_due)
     out.last_result = state.last_result
     out.reloads = state.reloads or 0
     out.reload_error = state.reload_error
-    out.spool = #datadir.spooled(ctx.data_dir, name)
+    local spooled, unreadable = datadir.spooled(ctx.data_dir, name)
+    out.spool, out.spool_unreadable = #spooled, #unreadable
     return out
 end
 
@@ -81,6 +87,11 @@ function M.run(ctx)
                     r.version and (", script version " .. r.version) or "", r.reloads,
                     r.reload_error and (", last reload error: " .. r.reload_error) or ""))
             end
+            if r.spool_unreadable > 0 then
+                io.stdout:write("  ", r.spool_unreadable, " spooled file(s) cannot be read; "
+                    .. "the daemon sets them aside\n")
+            end
+            if r.state_error then io.stdout:write("  state file ", r.state_error, "\n") end
         end
     end
     return bad and 1 or 0

@@ -15,13 +15,14 @@ local watch = require("phonehome.daemon.watch")
 local M = {}
 
 M.GRACE = 5   -- seconds a stop waits for transfers in flight
+M.MIN_SCALE, M.MAX_SCALE = 0.001, 1e9   -- --time-scale
 
 -- The daemon's state D (see daemon/runner.lua), with every product the command line
 -- names, or every script, loaded; products that cannot run are logged and left out.
 local function load_products(ctx, scale)
     local start = core.time()
     local D = { ctx = ctx, data_dir = ctx.data_dir, flags = ctx.flags, scale = scale,
-                pid = ctx.pid, endpoint = ctx.options.endpoint,
+                pid = ctx.pid, pidfile = ctx.options.pidfile, endpoint = ctx.options.endpoint,
                 dry_run = ctx.options["dry-run"] == true, once = ctx.options.once == true,
                 session_id = core.uuid(), products = {}, stopping = false }
     function D.sched_opts(p)
@@ -98,8 +99,10 @@ end
 -- product names (args), flags (after --).
 function M.run(ctx)
     local scale = tonumber(ctx.options["time-scale"] or 1)
-    if not scale or scale <= 0 then
-        io.stderr:write("phonehome: --time-scale: expected a positive number\n")
+    -- bounded, so that no due time or delay it makes is beyond what timers and dates hold
+    if not scale or not (scale >= M.MIN_SCALE and scale <= M.MAX_SCALE) then
+        io.stderr:write("phonehome: --time-scale: expected a positive number, from ",
+            M.MIN_SCALE, " to ", string.format("%.0f", M.MAX_SCALE), "\n")
         return 2
     end
     local ok, err = datadir.writable(ctx.data_dir)

@@ -3,7 +3,6 @@
 -- its product, a removed one stops it. Driven by the watch on the scripts directory
 -- (daemon/watch.lua) and by SIGHUP.
 local async = require("phonehome.base.async")
-local core = require("phonehome.core")
 local log = require("phonehome.base.log")
 local runner = require("phonehome.daemon.runner")
 local sandbox = require("phonehome.sandbox")
@@ -16,10 +15,10 @@ local M = {}
 local function reload(D, p)
     local fresh, why = runner.load_version(D, p.name)
     if fresh then
-        local body, problems = fresh.product:build({
-            settings = fresh.settings, pid = D.pid, session_id = D.session_id,
-            instance_id = core.uuid(), last_sent = p.state.last_sent,
-        })
+        -- built as the running version's next report would be, on a copy of its state
+        fresh.state = { last_sent = p.state.last_sent, process = p.state.process }
+        fresh.previous = p.previous
+        local body, problems = runner.build(D, fresh, true)
         if not body then
             fresh.product:close()
             fresh, why = nil, table.concat(problems, "; ")

@@ -17,9 +17,11 @@
 --   previous   the last report built, decoded (false when there is none), for figures
 --              counted between reports
 --   failed     a report failed to build or to be delivered (for --once's exit code)
+--   building   a report is being built (in its process): the next one due is skipped
 --   flushing   its spool is being delivered; stopped: its script was removed
 --
 -- D, the daemon's state, is given to every function: ctx, data_dir, flags, scale, pid,
+-- pidfile,
 -- endpoint, dry_run, once, session_id, stopping, sched_opts(p), products.
 local async = require("phonehome.base.async")
 local core = require("phonehome.core")
@@ -27,6 +29,7 @@ local datadir = require("phonehome.daemon.datadir")
 local disclosure = require("phonehome.definition.disclosure")
 local json = require("phonehome.json")
 local log = require("phonehome.base.log")
+local pidfile = require("phonehome.base.pidfile")
 local optout = require("phonehome.definition.optout")
 local sandbox = require("phonehome.sandbox")
 local schedule = require("phonehome.definition.schedule")
@@ -90,20 +93,26 @@ function M.flush(D, p)
     end
 end
 
--- Builds a report with the product's current version; nil, errors when it cannot.
-local function build(D, p)
+-- build(D, p [, dry]) -> json, warnings | nil, errors: a report of the product's version
+-- from what the data directory holds (the last report, the schedule state), as the
+-- daemon sends it and `show` prints it. The target process is --pid, or the pid file
+-- read again now (the server may have restarted); a target that is gone fails only the
+-- fields that use it. A dry build (a reload's) touches no file: a fresh instance id.
+function M.build(D, p, dry)
     if p.previous == nil then
         -- the last report an earlier run built, for figures counted between reports
         p.previous = datadir.read_last_report(D.data_dir, p.def) or false
     end
+    local pid, pid_error = D.pid, nil
+    if D.pidfile then pid, pid_error = pidfile.read(D.pidfile) end
     local body, problems = p.product:build({
-        settings = p.settings, pid = D.pid, session_id = D.session_id,
-        instance_id = datadir.instance_id(D.data_dir, p.def),
+        settings = p.settings, pid = pid, pid_error = pid_error, session_id = D.session_id,
+        instance_id = dry and core.uuid() or datadir.instance_id(D.data_dir, p.def),
         last_sent = p.state.last_sent, previous = json.without_nulls(p.previous) or nil,
         previous_process = p.state.process,
     })
     -- the target's CPU time now, for the next report's average since this one
-    local proc = core.process(D.pid)
+    local proc = not pid_error and core.process(pid)
     if proc then
         p.state.process = { pid = proc.pid, start_time = proc.start_time, time = core.time(),
                             cpu = proc.user_cpu + proc.system_cpu }
@@ -118,7 +127,16 @@ local function report(D, p)
         log.info({ product = p.name, msg = "not sending", reason = p.reason })
         return
     end
-    local body, problems = build(D, p)
+    if p.building then
+        -- a stuck build is killed at its time limit; until then, no second one
+        log.warn({ product = p.name,
+                   msg = "report skipped: the previous one is still being built" })
+        return
+    end
+    p.building = true
+    local built, body, problems = pcall(M.build, D, p)
+    p.building = false
+    if not built then error(body, 0) end
     if not body then
         for _, e in ipairs(problems) do
             log.error({ product = p.name, msg = "report not built", error = e })
@@ -164,11 +182,13 @@ end
 -- next is built leaves it in the spool, delivered in order by the same flush.
 local function arm(D, p)
     if p.timer then p.timer:close() end
-    -- at least 1 ms: libuv runs a 0 ms timer armed by a timer in the same pass
-    local delay = math.max(0.001, p.state.next_due - core.time())
-    p.timer = core.timer(math.floor(delay * 1000 + 0.5), function()
+    -- at least 1 ms: libuv runs a 0 ms timer armed by a timer in the same pass; at most
+    -- async.MAX_WAIT: a later report is armed again when that much has passed
+    local ms = math.max(1, async.timer_ms(p.state.next_due - core.time()))
+    p.timer = core.timer(ms, function()
         p.timer = nil
         if D.stopping or p.stopped then return end
+        if ms == async.MAX_WAIT and p.state.next_due > core.time() then return arm(D, p) end
         local due, started = p.state.next_due, core.time()
         -- counted from when this report started, sent or not (MongooseIM's rule)
         p.state.next_due = schedule.after(p.def.schedule, D.sched_opts(p), due, started)
@@ -189,6 +209,8 @@ function M.load_version(D, name)
     local prod, problems = sandbox.open_in(ctx.scripts, name)
     if not prod then return nil, table.concat(problems, "; ") end
     local typed, err = settings.resolve(prod.def, ctx.from_set[name], ctx.from_config[name])
+    problems = datadir.problems(prod.def)
+    if #problems > 0 then typed, err = nil, prod.path .. ": " .. table.concat(problems, "; ") end
     if not typed then
         prod:close()
         return nil, err
@@ -208,7 +230,8 @@ end
 function M.load(D, name)
     local p, why = M.load_version(D, name)
     if not p then return nil, why end
-    p.state = datadir.read_state(D.data_dir, name)
+    datadir.migrate(D.data_dir, p.def)
+    p.state = datadir.load_state(D.data_dir, name)
     p.spool = spool.open(D.data_dir, name, p.def.delivery)
     return p
 end

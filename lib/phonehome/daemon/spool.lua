@@ -16,9 +16,13 @@ function M.open(data_dir, product, bounds)
     local s = setmetatable({ product = product, data_dir = data_dir, entries = {}, seq = 0,
                              max_reports = bounds.spool_reports, max_bytes = bounds.spool_bytes },
                            Spool)
-    for _, e in ipairs(datadir.spooled(data_dir, product)) do
-        e.body = core.readfile(e.file)
-        if e.body then s.entries[#s.entries + 1] = e end
+    local entries, bad = datadir.spooled(data_dir, product)
+    s.entries = entries
+    -- never sent as it is, nor counted: set aside for the operator to look at
+    for _, b in ipairs(bad) do
+        local aside, why = datadir.set_aside(b.file)
+        log.warn({ product = product, msg = "spooled report cannot be read; set aside",
+                   file = b.file, error = b.error, moved_to = aside, cannot_move = why })
     end
     if #s.entries > 0 then s.seq = s.entries[#s.entries].seq end
     return s

@@ -43,8 +43,8 @@ function M.check(def, problem)
         if d[k] == nil then
             d[k] = default
         else
-            local ms, err = duration.parse(d[k])
-            if not ms or ms == 0 then problem("delivery." .. k, err or "must be positive") end
+            local ms, err = duration.parse(d[k], true, "delivery." .. k)
+            if not ms then problem("delivery." .. k, err) end
             d[k] = ms
         end
     end

@@ -5,9 +5,17 @@ local schema = require("phonehome.definition.schema")
 
 local M = {}
 
--- A plain file name: no directory part, not hidden.
+-- A plain file name: letters, digits, ".", "-" and "_", not hidden (so not ".."), no
+-- directory part; the host keeps it in the product's own directory.
 function M.plain_file_name(v)
-    return type(v) == "string" and v ~= "" and not v:find("/") and not v:match("^%.")
+    return type(v) == "string" and #v <= 100 and v:match("^[%w_%-][%w_%-%.]*$") ~= nil
+end
+
+-- The problem with a file name a definition gives at key, if any.
+function M.file_problem(key, v)
+    if M.plain_file_name(v) then return nil end
+    return key .. " " .. schema.describe(v) .. " must be a plain file name (letters, "
+        .. "digits, ., - and _, not starting with .): it is kept in the product's own directory"
 end
 
 -- The declaration of a string field at a dotted path ("instance.uuid"), if any.
@@ -35,13 +43,33 @@ function M.check(def, problem)
         return
     end
     schema.unknown_keys(id, { file = true, field = true }, problem, "identity")
-    if id.file ~= nil and not M.plain_file_name(id.file) then
-        problem("identity", "identity.file must be a plain file name")
+    if id.file ~= nil and M.file_problem("identity.file", id.file) then
+        problem("identity", M.file_problem("identity.file", id.file))
     end
     if id.field ~= nil and not M.field_at(def.fields, id.field) then
         problem("identity", "identity.field " .. schema.describe(id.field)
             .. " is not a declared string field")
     end
+end
+
+-- shared(defs) -> { { def, other } }: each definition that declares the same identity
+-- file as another product's before it in the list. Each product keeps its own file, but
+-- one name for two products' ids is a mistake waiting to happen (the data directory's old
+-- layout made it one shared file, which only one of them can take over).
+function M.shared(defs)
+    local seen, out = {}, {}
+    for _, def in ipairs(defs) do
+        local file = type(def.identity) == "table" and def.identity.file
+        if file then
+            local other = seen[file]
+            if not other then
+                seen[file] = def
+            elseif other.name ~= def.name then   -- not the same script given twice
+                out[#out + 1] = { def, other }
+            end
+        end
+    end
+    return out
 end
 
 -- The value of the identity field in a decoded report, if it is a string.

@@ -4,6 +4,7 @@
 -- it is at. Pure Lua: it runs inside a product's sandbox as well as in the control state.
 local delivery = require("phonehome.definition.delivery")
 local disclosure = require("phonehome.definition.disclosure")
+local environment = require("phonehome.definition.environment")
 local identity = require("phonehome.definition.identity")
 local optout = require("phonehome.definition.optout")
 local schedule = require("phonehome.definition.schedule")
@@ -16,6 +17,7 @@ local top_keys = {
     name = true, description = true, version = true, endpoint = true, method = true,
     format = true, canonical = true, schedule = true, optout = true, disclosure = true,
     settings = true, fields = true, identity = true, delivery = true, last_report = true,
+    environment = true,
 }
 
 -- The keys of the top level, as one section.
@@ -47,8 +49,8 @@ local function check_top(def, problem)
     if def.version ~= nil and type(def.version) ~= "string" then
         problem("version", "version must be a string")
     end
-    if def.last_report ~= nil and not identity.plain_file_name(def.last_report) then
-        problem("last_report", "last_report must be a plain file name")
+    if def.last_report ~= nil and identity.file_problem("last_report", def.last_report) then
+        problem("last_report", identity.file_problem("last_report", def.last_report))
     end
 end
 
@@ -78,6 +80,7 @@ function M.check(def, problem)
     delivery.check(def, problem)
     disclosure.check(def, problem)
     identity.check(def, problem)
+    environment.check(def, problem)
     return def
 end
 
@@ -95,7 +98,7 @@ function M.describe(def)
         endpoint = def.endpoint, method = def.method, format = def.format,
         canonical = def.canonical or false, schedule = def.schedule, optout = def.optout,
         disclosure = def.disclosure, settings = def.settings, identity = def.identity,
-        delivery = def.delivery, last_report = def.last_report,
+        delivery = def.delivery, last_report = def.last_report, environment = def.environment,
         fields = fields(def.fields),
     }
 end

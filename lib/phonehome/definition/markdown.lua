@@ -109,6 +109,14 @@ function M.render(d)
         out[#out + 1] = d.disclosure[state]
         out[#out + 1] = "```"
     end
+    if #d.environment > 0 then
+        out[#out + 1] = ""
+        out[#out + 1] = "## Environment"
+        out[#out + 1] = ""
+        out[#out + 1] = "Variables the script reads (no other can be read):"
+        out[#out + 1] = ""
+        for _, name in ipairs(d.environment) do out[#out + 1] = "- `" .. name .. "`" end
+    end
     if #d.settings > 0 then
         out[#out + 1] = ""
         out[#out + 1] = "## Settings"

@@ -8,11 +8,33 @@ local M = {}
 local schedule_keys = { first = true, interval = true, jitter = true, anchor = true,
                         at_start = true, send_delay = true }
 
--- A schedule duration in seconds: ms, or { setting = name } read from settings.
+-- Durations that must be positive; first, jitter and send_delay may be 0.
+local positive = { interval = true }
+
+-- A schedule duration in seconds: ms, or { setting = name } read from settings, which
+-- settings.resolve has checked (see settings_problem).
 function M.seconds(v, settings, scale)
     if type(v) == "table" then v = settings[v.setting] end
-    if type(v) == "string" then v = duration.parse(v) end
-    return (v or 0) / 1000 / (scale or 1)
+    if v == nil then return 0 end
+    return assert(duration.parse(v)) / 1000 / (scale or 1)
+end
+
+-- settings_problem(s, values) -> nil, or setting name, message: a duration the schedule
+-- takes from a setting whose value is missing or out of range.
+function M.settings_problem(s, values)
+    for _, k in ipairs({ "first", "interval", "jitter", "send_delay" }) do
+        local v = s[k]
+        if type(v) == "table" then
+            local value = values[v.setting]
+            if value == nil and (k == "first" or k == "interval") then
+                return v.setting, "schedule." .. k .. " needs a value"
+            end
+            if value ~= nil then
+                local ms, err = duration.parse(value, positive[k], "schedule." .. k)
+                if not ms then return v.setting, err end
+            end
+        end
+    end
 end
 
 local function jitter(s, settings, scale, random)
@@ -50,19 +72,23 @@ function M.after(s, opts, due, sent_at)
     return nxt + jitter(s, opts.settings, opts.scale, opts.random)
 end
 
--- A duration may be written out, given in ms, or taken from a setting: { setting = "x" }.
-local function check_duration(def, v, where, problem)
+-- A duration may be written out, given in ms, or taken from a setting: { setting = "x" },
+-- whose default must be a duration in range too.
+local function check_duration(def, k, v, problem)
+    local where = "schedule." .. k
     if type(v) == "table" then
         local s = def.settings_by_name[v.setting or false]
         if not s or (s.type ~= "int" and s.type ~= "string") then
             problem(where, "a duration from a setting must name an int (ms) or string setting")
             return nil
         end
-        local ms, err = duration.parse(s.default)
-        if s.default ~= nil and not ms then problem(where, err) end
+        if s.default ~= nil then
+            local ms, err = duration.parse(s.default, positive[k], where)
+            if not ms then problem(where, "setting '" .. v.setting .. "': " .. err) end
+        end
         return { setting = v.setting }
     end
-    local ms, err = duration.parse(v)
+    local ms, err = duration.parse(v, positive[k], where)
     if not ms then problem(where, err) end
     return ms
 end
@@ -77,12 +103,11 @@ function M.check(def, problem)
     schema.unknown_keys(s, schedule_keys, problem, "schedule", true)
     for _, k in ipairs({ "first", "interval", "jitter", "send_delay" }) do
         if s[k] ~= nil then
-            s[k] = check_duration(def, s[k], "schedule." .. k, problem)
+            s[k] = check_duration(def, k, s[k], problem)
         elseif k == "first" or k == "interval" then
             problem("schedule." .. k, "schedule needs '" .. k .. "'")
         end
     end
-    if s.interval == 0 then problem("schedule.interval", "interval must be positive") end
     s.jitter, s.send_delay = s.jitter or 0, s.send_delay or 0
     s.anchor = s.anchor or "previous"
     if s.anchor ~= "start" and s.anchor ~= "previous" then

@@ -3,6 +3,7 @@
 -- from --set PRODUCT.KEY=VALUE and --config FILE, typed by the declarations. --set wins
 -- over the file.
 local json = require("phonehome.json")
+local schedule = require("phonehome.definition.schedule")
 local schema = require("phonehome.definition.schema")
 
 local M = {}
@@ -172,14 +173,15 @@ function M.parse_set(list)
 end
 
 -- resolve(desc, from_set, from_config) -> typed settings with defaults, or nil, message.
+-- A duration the schedule takes from a setting must be in range, whichever gave it.
 function M.resolve(desc, from_set, from_config)
-    local out = {}
+    local out, how = {}, {}
     for _, s in ipairs(desc.settings) do out[s.name] = s.default end
     local by_name = {}
     for _, s in ipairs(desc.settings) do by_name[s.name] = s end
-    local function unknown(key, how)
+    local function unknown(key, via)
         return nil, string.format("%s: %s has no setting '%s' (see: phonehome docs %s)",
-            how, desc.name, key, desc.name)
+            via, desc.name, key, desc.name)
     end
     for key, v in pairs(from_config or {}) do
         local s = by_name[key]
@@ -188,7 +190,7 @@ function M.resolve(desc, from_set, from_config)
             return nil, string.format("--config: setting %s.%s: expected %s, got %s",
                 desc.name, key, s.type, schema.describe(v))
         end
-        out[key] = v
+        out[key], how[key] = v, "--config"
     end
     for key, text in pairs(from_set or {}) do
         local s = by_name[key]
@@ -197,7 +199,11 @@ function M.resolve(desc, from_set, from_config)
         if v == nil then
             return nil, string.format("--set %s.%s: %s", desc.name, key, err)
         end
-        out[key] = v
+        out[key], how[key] = v, "--set"
+    end
+    local key, err = schedule.settings_problem(desc.schedule, out)
+    if key then
+        return nil, string.format("%s %s.%s: %s", how[key] or "setting", desc.name, key, err)
     end
     return out
 end

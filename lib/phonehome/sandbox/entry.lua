@@ -9,6 +9,7 @@ local build = require("phonehome.sandbox.build")
 local core = require("phonehome.core")
 local definition = require("phonehome.definition")
 local env = require("phonehome.sandbox.env")
+local environment = require("phonehome.definition.environment")
 local probes = require("phonehome.sandbox.probes")
 
 -- Nothing in the sandbox may reach the debug library or the string metatable.
@@ -48,7 +49,8 @@ end
 -- that has never run the script, so the script is loaded again every time.
 -- opts: settings (typed, defaults applied), pid, instance_id, session_id, last_sent,
 -- previous (the product's previous report, decoded, for figures counted between reports),
--- previous_process ({ pid, start_time, time, cpu } of the target at the previous report).
+-- previous_process ({ pid, start_time, time, cpu } of the target at the previous report),
+-- pid_error (why the target process is not known: every use of ctx.process fails).
 function M.build(source, chunkname, opts)
     M.load(source, chunkname)
     local def = state.def
@@ -63,10 +65,18 @@ function M.build(source, chunkname, opts)
         previous_process = opts.previous_process,
         now = core.time(),
         system = probes.system,
-        process = probes.process(opts.pid),
-        getenv = core.getenv,
+        getenv = environment.reader(def, core.getenv),
         uuid = core.uuid,
     }
+    -- the target process is read when a field first asks for it: when it is gone, only
+    -- the fields that use it fail
+    setmetatable(ctx, { __metatable = false, __index = function(t, k)
+        if k ~= "process" then return nil end
+        if opts.pid_error then error(opts.pid_error, 2) end
+        local p = probes.process(opts.pid)
+        rawset(t, "process", p)
+        return p
+    end })
     return build.build(def, ctx, function(path, line)
         return state.where("fields." .. path, line)
     end)

@@ -1,0 +1,32 @@
+-- Files at the C boundary: renaming, and removing an empty directory.
+local core = require("phonehome.core")
+local h = require("support.helper")
+
+describe("core.rename and core.remove", function()
+    after_each(h.cleanup)
+
+    it("rename a file or a directory, and fail naming the file", function()
+        local dir = h.tmpdir()
+        h.write(dir .. "/a", "x")
+        assert.is_true(core.rename(dir .. "/a", dir .. "/b"))
+        assert.are.equal("x", core.readfile(dir .. "/b"))
+        assert.is_false(core.exists(dir .. "/a"))
+        core.mkdir(dir .. "/d")
+        assert.is_true(core.rename(dir .. "/d", dir .. "/e"))
+        assert.is_true(core.isdir(dir .. "/e"))
+        local ok, err, eno = core.rename(dir .. "/nope", dir .. "/c")
+        assert.is_nil(ok)
+        h.has(dir .. "/nope", err)
+        assert.are.equal(2, eno)   -- ENOENT
+    end)
+
+    it("remove a file or an empty directory, not a full one", function()
+        local dir = h.tmpdir()
+        core.mkdir(dir .. "/d")
+        h.write(dir .. "/d/f", "x")
+        assert.is_nil(core.remove(dir .. "/d"))
+        assert.is_true(core.remove(dir .. "/d/f"))
+        assert.is_true(core.remove(dir .. "/d"))
+        assert.is_false(core.exists(dir .. "/d"))
+    end)
+end)
