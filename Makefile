@@ -82,6 +82,9 @@ PART_LIBS_http_client = libcurl libuv lua5.4
 PART_LIBS_http_server = libmicrohttpd libuv lua5.4
 PART_LIBS_sqlite      = sqlite3 lua5.4
 PART_LIBS_json_strict = jansson lua5.4
+# the HTTP server is two files: the server, and one request
+$(BUILD)/lib/phonehome/http_server.so: $(BUILD)/obj/http_request.o
+$(BUILD)/obj/http_server.o $(BUILD)/obj/http_request.o: runtime/http_server.h
 $(PARTS): $(BUILD)/lib/phonehome/%.so: $(BUILD)/obj/%.o
 	@mkdir -p $(dir $@)
 	@echo "LD $@"

@@ -46,16 +46,16 @@ local function channel(kind, c)
     return string.format("- %s `%s`%s", kind, c.name, how)
 end
 
--- render(desc) -> Markdown text.
-function M.render(d)
-    local out = { "# " .. d.name, "", d.description, "", "## Fields", "",
-                  "| Statistic Name | Type | Description |",
-                  "|---|---|---|" }
-    field_rows(d.fields, "", out)
+-- Each section appends its lines to out, starting with a blank line and its heading.
+local function heading(out, title)
+    out[#out + 1] = ""
+    out[#out + 1] = "## " .. title
+    out[#out + 1] = ""
+end
+
+local function schedule_section(d, out)
     local s = d.schedule
-    out[#out + 1] = ""
-    out[#out + 1] = "## Schedule"
-    out[#out + 1] = ""
+    heading(out, "Schedule")
     if s.at_start then out[#out + 1] = "- one report at start" end
     out[#out + 1] = "- first report: " .. dur(s.first) .. " after start"
     out[#out + 1] = "- then every " .. dur(s.interval) .. ", counted from "
@@ -64,9 +64,10 @@ function M.render(d)
     if s.send_delay ~= 0 then
         out[#out + 1] = "- sent " .. dur(s.send_delay) .. " after it is built"
     end
-    out[#out + 1] = ""
-    out[#out + 1] = "## Endpoint"
-    out[#out + 1] = ""
+end
+
+local function endpoint_section(d, out)
+    heading(out, "Endpoint")
     out[#out + 1] = string.format("`%s %s` (%s%s)", d.method,
         d.endpoint and delivery.redact(d.endpoint),
         d.format == "ga4" and "Google Analytics 4 Measurement Protocol" or "JSON",
@@ -79,9 +80,10 @@ function M.render(d)
                 .. "attempt."
             or string.format("Up to %d retries from %s, doubling, on connection failures and "
                 .. "statuses %s.", dl.retries, dur(dl.backoff), table.concat(dl.retry_on, ", ")))
-    out[#out + 1] = ""
-    out[#out + 1] = "## Opting out"
-    out[#out + 1] = ""
+end
+
+local function optout_section(d, out)
+    heading(out, "Opting out")
     local o = d.optout
     out[#out + 1] = o.default == "on"
         and "Reports are sent unless one of these switches turns them off:"
@@ -98,9 +100,10 @@ function M.render(d)
         out[#out + 1] = "When turned off, the report is still built and logged, and marked as "
             .. "not sent."
     end
-    out[#out + 1] = ""
-    out[#out + 1] = "## Disclosure"
-    out[#out + 1] = ""
+end
+
+local function disclosure_section(d, out)
+    heading(out, "Disclosure")
     for i, state in ipairs({ "on", "off" }) do
         if i > 1 then out[#out + 1] = "" end
         out[#out + 1] = "Printed at start when reporting is " .. state .. ":"
@@ -109,26 +112,37 @@ function M.render(d)
         out[#out + 1] = d.disclosure[state]
         out[#out + 1] = "```"
     end
-    if #d.environment > 0 then
-        out[#out + 1] = ""
-        out[#out + 1] = "## Environment"
-        out[#out + 1] = ""
-        out[#out + 1] = "Variables the script reads (no other can be read):"
-        out[#out + 1] = ""
-        for _, name in ipairs(d.environment) do out[#out + 1] = "- `" .. name .. "`" end
+end
+
+local function environment_section(d, out)
+    if #d.environment == 0 then return end
+    heading(out, "Environment")
+    out[#out + 1] = "Variables the script reads (no other can be read):"
+    out[#out + 1] = ""
+    for _, name in ipairs(d.environment) do out[#out + 1] = "- `" .. name .. "`" end
+end
+
+local function settings_section(d, out)
+    if #d.settings == 0 then return end
+    heading(out, "Settings")
+    out[#out + 1] = "| Setting | Type | Default | Description |"
+    out[#out + 1] = "|---|---|---|---|"
+    for _, st in ipairs(d.settings) do
+        local default = st.default == nil and "(none)" or ("`" .. json.encode(st.default) .. "`")
+        out[#out + 1] = string.format("| `%s` | %s | %s | %s |", cell(st.name), st.type,
+            cell(default), cell(st.description))
     end
-    if #d.settings > 0 then
-        out[#out + 1] = ""
-        out[#out + 1] = "## Settings"
-        out[#out + 1] = ""
-        out[#out + 1] = "| Setting | Type | Default | Description |"
-        out[#out + 1] = "|---|---|---|---|"
-        for _, st in ipairs(d.settings) do
-            local default = st.default == nil and "(none)"
-                or ("`" .. json.encode(st.default) .. "`")
-            out[#out + 1] = string.format("| `%s` | %s | %s | %s |", cell(st.name), st.type,
-                cell(default), cell(st.description))
-        end
+end
+
+-- render(desc) -> Markdown text.
+function M.render(d)
+    local out = { "# " .. d.name, "", d.description, "", "## Fields", "",
+                  "| Statistic Name | Type | Description |",
+                  "|---|---|---|" }
+    field_rows(d.fields, "", out)
+    for _, section in ipairs({ schedule_section, endpoint_section, optout_section,
+                               disclosure_section, environment_section, settings_section }) do
+        section(d, out)
     end
     return table.concat(out, "\n") .. "\n"
 end
