@@ -3,16 +3,11 @@
 local json = require("phonehome.json")
 local h = require("support.helper")
 
+-- A collector that stores GA4 hits of G-TEST1 as MongooseIM's.
 local function start(extra)
-    local dir = h.tmpdir()
-    local args = { "collect", "--listen", "127.0.0.1:0", "--db", dir .. "/reports.db",
-                   "--ga4", "G-TEST1=mongooseim" }
+    local args = { "--ga4", "G-TEST1=mongooseim" }
     for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-    local c = h.spawn(args)
-    c.port = h.wait_for(c.err, "msg=listening addr=127%.0%.0%.1:(%d+)")
-    c.url = "http://127.0.0.1:" .. c.port
-    c.db = dir .. "/reports.db"
-    return c
+    return h.collector(args)
 end
 
 local function stop(c)

@@ -25,15 +25,9 @@ local function scripts()
 end
 
 local function start(dir, extra)
-    local data = h.tmpdir()
-    local args = { "collect", "--listen", "127.0.0.1:0", "--db", data .. "/reports.db",
-                   "--scripts", dir }
+    local args = { "--scripts", dir }
     for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-    local c = h.spawn(args)
-    c.port = h.wait_for(c.err, "msg=listening addr=127%.0%.0%.1:(%d+)")
-    c.url = "http://127.0.0.1:" .. c.port
-    c.db = data .. "/reports.db"
-    return c
+    return h.collector(args)
 end
 
 local function post(c, body)

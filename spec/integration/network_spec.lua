@@ -6,37 +6,14 @@
 local json = require("phonehome.json")
 local h = require("support.helper")
 
--- A scripts directory with one test product "t" (its extra definition text given).
-local function product_dir(extra)
-    local dir = h.tmpdir()
-    h.write(dir .. "/t.lua", h.script("t",
-        '{ name = "n", type = "int", description = "d", value = function() return 1 end },', extra))
-    return dir
-end
+local product_dir = h.product_dir
 
-local function run(args, env)
-    local full = { "run" }
-    for _, a in ipairs(args) do full[#full + 1] = a end
-    return h.run(full, env)
-end
-
--- Runs the daemon (or the copy bin) for a while, stops it with SIGTERM, checks that it
--- exited 0; its log.
+-- The daemon's log of a run of a while (see h.run_for).
 local function run_for(seconds, args, bin)
-    local full = { "run" }
-    for _, a in ipairs(args) do full[#full + 1] = a end
-    local p = h.spawn(full, nil, bin)
-    h.sh("sleep " .. seconds)
-    h.sh("kill -TERM " .. p.pid)
-    assert.are.equal(0, h.exit_code(p))
-    return h.slurp(p.err)
+    return h.slurp(h.run_for(seconds, args, bin).err)
 end
 
-local function count(text, pattern)
-    local n = 0
-    for _ in text:gmatch(pattern) do n = n + 1 end
-    return n
-end
+local run, count = h.run_daemon, h.count
 
 local function status(scripts, data)
     local r = h.run({ "status", "t", "--scripts", scripts, "--data-dir", data, "--json" })

@@ -5,55 +5,11 @@ local core = require("phonehome.core")
 local json = require("phonehome.json")
 local h = require("support.helper")
 
+local collector, product_dir, run_for = h.collector, h.product_dir, h.run_for
+
 local PRODUCTS = { "coroot", "electric", "eventstoredb", "mongooseim", "synapse" }
 
--- A collector to count what arrives.
-local function collector()
-    local dir = h.tmpdir()
-    local c = h.spawn({ "collect", "--listen", "127.0.0.1:0", "--db", dir .. "/reports.db" })
-    c.port = h.wait_for(c.err, "msg=listening addr=127%.0%.0%.1:(%d+)")
-    c.url = "http://127.0.0.1:" .. c.port
-    c.db = dir .. "/reports.db"
-    function c.rows()
-        local r = h.run({ "reports", "--db", c.db })
-        local rows = {}
-        for line in r.out:gmatch("[^\n]+") do rows[#rows + 1] = json.decode(line) end
-        return rows
-    end
-    function c.stop() h.sh("kill -9 " .. c.pid .. " 2>/dev/null") end
-    return c
-end
-
--- A scripts directory with one test product "t" (its extra definition text given).
-local function product_dir(extra)
-    local dir = h.tmpdir()
-    h.write(dir .. "/t.lua", h.script("t",
-        '{ name = "n", type = "int", description = "d", value = function() return 1 end },', extra))
-    return dir
-end
-
-local function run(args, env)
-    local full = { "run" }
-    for _, a in ipairs(args) do full[#full + 1] = a end
-    return h.run(full, env)
-end
-
--- Runs the daemon for a while, stops it with SIGTERM and checks that it exited 0.
-local function run_for(seconds, args)
-    local full = { "run" }
-    for _, a in ipairs(args) do full[#full + 1] = a end
-    local p = h.spawn(full)
-    h.sh("sleep " .. seconds)
-    h.sh("kill -TERM " .. p.pid)
-    assert.are.equal(0, h.exit_code(p))
-    return p
-end
-
-local function count(text, pattern)
-    local n = 0
-    for _ in text:gmatch(pattern) do n = n + 1 end
-    return n
-end
+local run, count = h.run_daemon, h.count
 
 describe("phonehome run #integration", function()
     local c

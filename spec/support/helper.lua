@@ -168,6 +168,65 @@ function M.sh(cmd)
     return (out:gsub("%s+$", ""))
 end
 
+-- A collector on 127.0.0.1 with its own database and extra arguments:
+-- { pid, err, port, url, db, rows(), stop() }; rows() are what `reports` prints.
+function M.collector(extra)
+    local db = M.tmpdir() .. "/reports.db"
+    local args = { "collect", "--listen", "127.0.0.1:0", "--db", db }
+    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+    local c = M.spawn(args)
+    c.port = M.wait_for(c.err, "msg=listening addr=127%.0%.0%.1:(%d+)")
+    c.url = "http://127.0.0.1:" .. c.port
+    c.db = db
+    function c.rows()
+        local json = require("phonehome.json")
+        local rows = {}
+        for line in M.run({ "reports", "--db", db }).out:gmatch("[^\n]+") do
+            rows[#rows + 1] = json.decode(line)
+        end
+        return rows
+    end
+    function c.stop() M.sh("kill -9 " .. c.pid .. " 2>/dev/null") end
+    return c
+end
+
+-- A scripts directory with one test product "t" whose field n is 1, and extra
+-- top-level text.
+function M.product_dir(extra)
+    local dir = M.tmpdir()
+    M.write(dir .. "/t.lua", M.script("t",
+        '{ name = "n", type = "int", description = "d", value = function() return 1 end },',
+        extra))
+    return dir
+end
+
+-- `phonehome run` with args and env, to its end (see M.run).
+function M.run_daemon(args, env)
+    local full = { "run" }
+    for _, a in ipairs(args) do full[#full + 1] = a end
+    return M.run(full, env)
+end
+
+-- How many times pattern matches in text.
+function M.count(text, pattern)
+    local n = 0
+    for _ in text:gmatch(pattern) do n = n + 1 end
+    return n
+end
+
+-- Runs the daemon (`run` and args) for a while, stops it with SIGTERM and checks that it
+-- exited 0: the spawned process ({ err, out, ... }). bin: another binary.
+function M.run_for(seconds, args, bin)
+    local full = { "run" }
+    for _, a in ipairs(args) do full[#full + 1] = a end
+    local p = M.spawn(full, nil, bin)
+    M.sh("sleep " .. seconds)
+    M.sh("kill -TERM " .. p.pid)
+    local code = M.exit_code(p)
+    if code ~= 0 then error("the daemon exited " .. tostring(code) .. ":\n" .. slurp(p.err), 2) end
+    return p
+end
+
 -- A minimal valid definition, as script text, with fields and extra top-level text.
 function M.script(name, fields, extra)
     return string.format([[
