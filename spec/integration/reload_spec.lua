@@ -101,6 +101,12 @@ describe("hot reload #integration", function()
           "field 'n': script exceeded its time limit" },
         { "a memory bomb in a field", "local s = 'x' while true do s = s .. s end",
           "field 'n': script exceeded its memory limit" },
+        { "an error that cannot be printed",
+          "error(setmetatable({}, { __tostring = function() return {} end }))",
+          "field 'n': %(error object is a table value%)" },
+        { "one pattern match that never ends",
+          "return #tostring(string.find(string.rep('a', 5000), string.rep('.-', 20) .. 'b'))",
+          "field 'n': script exceeded its time limit" },
     }
     for _, case in ipairs(broken) do
         it("keeps the running version on " .. case[1], function()
@@ -117,6 +123,15 @@ describe("hot reload #integration", function()
             assert.is_nil(status().reload_error)
         end)
     end
+
+    it("keeps the running version on an error that cannot be printed, at load", function()
+        h.write(scripts .. "/a.lua", "error(setmetatable({}, { __tostring = function() "
+            .. "return {} end }))\n" .. script("a", "return 6"))
+        h.wait_for(d.err, 'product=a msg="reload failed; the running version stays" '
+            .. "error=.-a%.lua: %(error object is a table value%)")
+        h.sh("sleep 0.7")
+        assert.are.equal(1, last(values(ep, "/v1/report/a")))
+    end)
 
     it("keeps the running version on an infinite loop at load", function()
         h.write(scripts .. "/a.lua", "while true do end\n" .. script("a", "return 6"))
