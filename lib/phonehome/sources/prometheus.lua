@@ -16,28 +16,40 @@ local LABEL = "^[A-Za-z_][A-Za-z0-9_]*"
 -- A value as Go's strconv.ParseFloat reads it: decimal or hexadecimal with exponent, Inf,
 -- Infinity and NaN in any case; a finite literal too large for a double is out of range.
 local function float(s)
+    if s:find("^[+-]?%d*%.?%d*$") or s:find("^[+-]?%d*%.?%d*[eE][+-]?%d+$")
+            or s:find("^[+-]?0[xX]%x*%.?%x*[pP][+-]?%d+$") then
+        local v = tonumber(s)  -- nil when the mantissa has no digit
+        if not v then return nil, "bad value \"" .. s .. "\"" end
+        v = v + 0.0
+        if v == math.huge or v == -math.huge then
+            return nil, "value " .. s .. " is out of range"
+        end
+        return v
+    end
     local l = s:lower()
     local sign, rest = l:match("^([+-]?)(.*)$")
     if rest == "inf" or rest == "infinity" then
         return sign == "-" and -math.huge or math.huge
     end
     if l == "nan" then return 0.0 / 0.0 end
-    if not (s:find("^[+-]?%d+%.?%d*$") or s:find("^[+-]?%.%d+$")
-            or s:find("^[+-]?%d+%.?%d*[eE][+-]?%d+$") or s:find("^[+-]?%.%d+[eE][+-]?%d+$")
-            or s:find("^[+-]?0[xX]%x*%.?%x*[pP][+-]?%d+$") and s:find("%x", 4)) then
-        return nil, "bad value \"" .. s .. "\""
-    end
-    local v = tonumber(s) + 0.0
-    if v == math.huge or v == -math.huge then return nil, "value " .. s .. " is out of range" end
-    return v
+    return nil, "bad value \"" .. s .. "\""
 end
 
--- Labels from the '{' at position p: returns labels, their names in order and the position
+-- Labels from the '{' at position p: returns labels, a list of their names and the position
 -- after '}', or nil and a message.
 local function labelset(line, p)
     local labels, names = {}, {}
     p = p + 1
     while true do
+        -- the common case, as client_golang writes it: name="plain value" then , or }
+        local fname, fvalue, fend = line:match('^([A-Za-z_][A-Za-z0-9_]*)="([^"\\]*)"([,}])', p)
+        if fname and fname ~= "__name__" and not labels[fname] and utf8.len(fvalue) then
+            labels[fname] = fvalue
+            names[#names + 1] = fname
+            p = p + #fname + #fvalue + 4
+            if fend == "}" then return labels, names, p end
+            goto continue
+        end
         p = line:find("[^ \t]", p) or #line + 1
         if line:sub(p, p) == "}" then return labels, names, p + 1 end
         local name = line:match(LABEL, p)
@@ -72,6 +84,7 @@ local function labelset(line, p)
         elseif c ~= "}" then
             return nil, "expected , or } after the value of label " .. name
         end
+        ::continue::
     end
 end
 
@@ -87,10 +100,9 @@ local function key(name, labels, names)
             names[#names + 1] = k
         end
     end
-    local sorted = table.move(names, 1, #names, 1, {})
-    table.sort(sorted)
+    if #names > 1 then table.sort(names) end
     local parts = { name }
-    for _, k in ipairs(sorted) do
+    for _, k in ipairs(names) do
         local v = labels[k]
         parts[#parts + 1] = k .. "=" .. #v .. ":" .. v
     end
@@ -239,7 +251,7 @@ function M.parse(text)
         pos = e + 1
         local ok, err = true, nil
         if line:find("[\r%z]") then
-            ok, err = nil, "control character in line"
+            ok, err = nil, "carriage return or NUL byte"
         elseif line:find("^[ \t]*#") then
             ok, err = comment(st, line:gsub("^[ \t]+", ""))
         elseif line:find("[^ \t]") then

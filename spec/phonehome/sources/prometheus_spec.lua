@@ -257,6 +257,8 @@ describe("prometheus", function()
             { "reserved __name__ label", "m{__name__=\"m\"} 1\n", 1 },
             { "same series twice", "m{a=\"1\",b=\"2\"} 1\nm{b=\"2\",a=\"1\"} 2\n", 2 },
             { "same unlabelled series twice", "m 1\n\nm 2\n", 3 },
+            { "same series twice, spaced and escaped differently",
+                "m{a=\"x\\\\\",b=\"\"} 1\nm{ b = \"\" , a=\"x\\\\\" } 2\n", 2 },
             { "second TYPE", "# TYPE m gauge\n# TYPE m counter\n", 2 },
             { "TYPE after samples", "m 1\n# TYPE m gauge\n", 2 },
             { "histogram TYPE after buckets",
