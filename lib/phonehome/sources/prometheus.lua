@@ -109,19 +109,24 @@ local function key(name, labels, names)
     return table.concat(parts, "\0")
 end
 
+-- a scrape's parsed state, out of reach of the scripts that hold the scrape: one field
+-- function cannot change what another reads
+local private = setmetatable({}, { __mode = "k" })
 local Scrape = {}
-Scrape.__index = Scrape
+local meta = { __index = Scrape, __metatable = "prometheus scrape", __newindex = function()
+    error("a prometheus scrape is read-only", 2)
+end }
 
 -- the value of the one series with exactly these labels (nil or {} for none), or nil
 function Scrape:value(name, labels)
-    local s = self._index[key(name, labels or {})]
+    local s = private[self].index[key(name, labels or {})]
     return s and s.value
 end
 
 -- the sum over the series of name whose labels include every pair of match, or nil if none do
 function Scrape:sum(name, match)
     local total
-    for _, s in ipairs(self._series[name] or {}) do
+    for _, s in ipairs(private[self].series[name] or {}) do
         local ok = true
         for k, v in pairs(match or {}) do
             if s.labels[k] ~= v then ok = false; break end
@@ -131,10 +136,10 @@ function Scrape:sum(name, match)
     return total
 end
 
--- copies, in exposition order, so a script cannot change what other fields read
+-- copies, in exposition order, for the same reason
 function Scrape:series(name)
     local out = {}
-    for i, s in ipairs(self._series[name] or {}) do
+    for i, s in ipairs(private[self].series[name] or {}) do
         local labels = {}
         for k, v in pairs(s.labels) do labels[k] = v end
         out[i] = { labels = labels, value = s.value, timestamp = s.timestamp }
@@ -142,11 +147,12 @@ function Scrape:series(name)
     return out
 end
 
--- the declared type ("untyped" when none) and help text of a family, or nil if never named
+-- the type ("untyped" unless declared) and help text of a family, or nil if there is none of
+-- that name (h_bucket is a series of family h, not a family)
 function Scrape:family(name)
-    local f = self._families[name]
-    if f then return f.type or "untyped", f.help end
-    if self._series[name] then return "untyped" end
+    local st = private[self]
+    local f = st.families[name]
+    if f or st.owned[name] then return f and f.type or "untyped", f and f.help end
     return nil
 end
 
@@ -163,39 +169,47 @@ local function comment(st, line)
     st.families[name] = f
     if word == "HELP" then
         if f.help then return nil, "second HELP for " .. name end
-        local bad = rest:gsub("\\\\", ""):find("\\[^n]") or rest:gsub("\\\\", ""):find("\\$")
-        if bad then return nil, "bad escape in HELP for " .. name end
+        for c in rest:gmatch("\\(.?)") do
+            if c ~= "\\" and c ~= "n" then return nil, "bad escape in HELP for " .. name end
+        end
         f.help = rest:gsub("[ \t]+$", ""):gsub("\\(.)", { ["\\"] = "\\", n = "\n" })
         return true
     end
     if f.type then return nil, "second TYPE for " .. name end
     local t = rest:match("^(%S+)[ \t]*$")
     if not TYPES[t] then return nil, "bad TYPE for " .. name .. ": \"" .. rest .. "\"" end
-    local owned = st.seen[name] and name
+    local owned = st.series[name] and name
     for _, suffix in ipairs(SUFFIXES[t] or {}) do
-        owned = owned or st.seen[name .. suffix] and name .. suffix
+        owned = owned or st.series[name .. suffix] and name .. suffix
     end
     if owned then return nil, "TYPE for " .. name .. " after samples of " .. owned end
     f.type = t
     return true
 end
 
--- checks that the reserved labels of histograms and summaries are there and numeric
-local function shape(st, name, labels)
+-- the family a sample belongs to, once the reserved labels of histograms and summaries are
+-- checked to be there and numeric
+local function family(st, name, labels)
     local f = st.families[name]
     if f and f.type == "histogram" then return nil, "histogram " .. name .. " needs a suffix" end
     if f and f.type == "summary" then
         if not labels.quantile then return nil, "summary " .. name .. " needs a quantile" end
         if not float(labels.quantile) then return nil, "bad quantile in " .. name end
-        return true
+        return name
     end
-    local base = name:match("^(.*)_bucket$")
+    if f then return name end
+    local base, suffix = name:match("^(.*)(_[a-z]+)$")
     f = base and st.families[base]
-    if f and f.type == "histogram" then
+    local t = f and f.type
+    if suffix == "_bucket" and t == "histogram" then
         if not labels.le then return nil, "bucket " .. name .. " needs an le label" end
         if not float(labels.le) then return nil, "bad le in " .. name end
+        return base
     end
-    return true
+    if (suffix == "_sum" or suffix == "_count") and (t == "histogram" or t == "summary") then
+        return base
+    end
+    return name
 end
 
 local function sample(st, line)
@@ -211,8 +225,8 @@ local function sample(st, line)
     elseif p == q and p <= #line then
         return nil, "unexpected \"" .. line:sub(p, p) .. "\" after " .. name
     end
-    local ok, err = shape(st, name, labels)
-    if not ok then return nil, err end
+    local owner, err = family(st, name, labels)
+    if not owner then return nil, err end
     local vs, ts, tail = line:match("^[ \t]*(%S+)[ \t]*(%S*)[ \t]*(.*)$", p)
     if not vs then return nil, "expected a value after " .. name end
     if tail ~= "" then return nil, "unexpected \"" .. tail .. "\" after the timestamp" end
@@ -232,7 +246,7 @@ local function sample(st, line)
     local list = st.series[name]
     if not list then list = {}; st.series[name] = list end
     list[#list + 1] = s
-    st.seen[name] = true
+    st.owned[owner] = true
     return true
 end
 
@@ -242,7 +256,7 @@ function M.parse(text)
     if #text > M.MAX_BYTES then
         return nil, "metrics are " .. #text .. " bytes, over the " .. M.MAX_BYTES .. " limit"
     end
-    local st = { families = {}, series = {}, index = {}, seen = {}, count = 0 }
+    local st = { families = {}, series = {}, index = {}, owned = {}, count = 0 }
     local pos, n = 1, 0
     while pos <= #text do
         local e = text:find("\n", pos, true) or #text + 1
@@ -253,14 +267,15 @@ function M.parse(text)
         if line:find("[\r%z]") then
             ok, err = nil, "carriage return or NUL byte"
         elseif line:find("^[ \t]*#") then
-            ok, err = comment(st, line:gsub("^[ \t]+", ""))
+            ok, err = comment(st, (line:gsub("^[ \t]+", "")))
         elseif line:find("[^ \t]") then
             ok, err = sample(st, line)
         end
         if not ok then return nil, "line " .. n .. ": " .. err end
     end
-    return setmetatable({ _families = st.families, _series = st.series, _index = st.index },
-        Scrape)
+    local scrape = setmetatable({}, meta)
+    private[scrape] = st
+    return scrape
 end
 
 return M
