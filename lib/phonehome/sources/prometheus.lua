@@ -4,6 +4,8 @@ local M = {}
 
 M.MAX_BYTES = 16 * 1024 * 1024
 M.MAX_SAMPLES = 1000000
+-- lines between calls of parse's pause: a few milliseconds of work
+M.PAUSE_LINES = 1000
 
 local TYPES = { counter = true, gauge = true, histogram = true, summary = true, untyped = true }
 -- a histogram or summary family owns series under these suffixes
@@ -88,8 +90,8 @@ local function labelset(line, p)
     end
 end
 
--- A series' identity: its name and its labels in name order, lengths prefixed so no label
--- value can forge another set.
+-- A series' identity: its name and its labels in name order, NUL-separated; no parsed name
+-- or value holds a NUL, so none can forge another set.
 local function key(name, labels, names)
     if not names then
         names = {}
@@ -97,14 +99,16 @@ local function key(name, labels, names)
             if type(k) ~= "string" or type(v) ~= "string" then
                 error("labels must map names to string values", 3)
             end
+            if v:find("\0", 1, true) then return nil end
             names[#names + 1] = k
         end
     end
     if #names > 1 then table.sort(names) end
-    local parts = { name }
-    for _, k in ipairs(names) do
-        local v = labels[k]
-        parts[#parts + 1] = k .. "=" .. #v .. ":" .. v
+    local parts, n = { name }, 1
+    for i = 1, #names do
+        local k = names[i]
+        parts[n + 1], parts[n + 2] = k, labels[k]
+        n = n + 2
     end
     return table.concat(parts, "\0")
 end
@@ -119,7 +123,8 @@ end }
 
 -- the value of the one series with exactly these labels (nil or {} for none), or nil
 function Scrape:value(name, labels)
-    local s = private[self].index[key(name, labels or {})]
+    local k = key(name, labels or {})
+    local s = k and private[self].index[k]
     return s and s.value
 end
 
@@ -250,21 +255,24 @@ local function sample(st, line)
     return true
 end
 
--- parse(text) -> scrape, or nil and "line N: what is wrong"
-function M.parse(text)
+-- parse(text [, pause]) -> scrape, or nil and "line N: what is wrong". pause, if given, is
+-- called every PAUSE_LINES lines (coroutine.yield, say) so a big scrape need not hold the loop.
+function M.parse(text, pause)
     if type(text) ~= "string" then return nil, "metrics must be a string, got " .. type(text) end
     if #text > M.MAX_BYTES then
         return nil, "metrics are " .. #text .. " bytes, over the " .. M.MAX_BYTES .. " limit"
     end
     local st = { families = {}, series = {}, index = {}, owned = {}, count = 0 }
     local pos, n = 1, 0
+    local control = text:find("[\r%z]") or #text + 2
     while pos <= #text do
         local e = text:find("\n", pos, true) or #text + 1
         local line = text:sub(pos, e - 1)
         n = n + 1
         pos = e + 1
+        if pause and n % M.PAUSE_LINES == 0 then pause() end
         local ok, err = true, nil
-        if line:find("[\r%z]") then
+        if e > control then
             ok, err = nil, "carriage return or NUL byte"
         elseif line:find("^[ \t]*#") then
             ok, err = comment(st, (line:gsub("^[ \t]+", "")))

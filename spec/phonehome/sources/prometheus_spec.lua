@@ -146,6 +146,10 @@ describe("prometheus", function()
             assert.are.equal(5, s:value("m", { a = '1",b="2' }))
         end)
 
+        it("finds nothing for a label value no exposition can hold", function()
+            assert.is_nil(scrape:value("m", { a = "x\0b\0y" }))
+        end)
+
         it("refuses labels that are not strings", function()
             assert.has_error(function() scrape:value("m", { a = 1 }) end)
         end)
@@ -310,6 +314,33 @@ describe("prometheus", function()
             local scrape, err = prometheus.parse(nil)
             assert.is_nil(scrape)
             assert.matches("string", err)
+        end)
+    end)
+
+    describe("pause", function()
+        it("is called every PAUSE_LINES lines, so a coroutine can yield", function()
+            local lines = {}
+            for i = 1, 2500 do lines[i] = "m" .. i .. " " .. i end
+            local text = table.concat(lines, "\n")
+            local co = coroutine.wrap(function()
+                return prometheus.parse(text, coroutine.yield)
+            end)
+            local yields = 0
+            local scrape = co()
+            while scrape == nil do
+                yields = yields + 1
+                scrape = co()
+            end
+            assert.are.equal(math.floor(2500 / prometheus.PAUSE_LINES), yields)
+            assert.are.equal(2500, scrape:value("m2500"))
+        end)
+
+        it("is not called for a short exposition, nor when an error comes first", function()
+            local calls = 0
+            local function count() calls = calls + 1 end
+            assert.is_table(prometheus.parse("m 1\n", count))
+            assert.is_nil(prometheus.parse("m\n" .. string.rep("n 1\n", 5000), count))
+            assert.are.equal(0, calls)
         end)
     end)
 
