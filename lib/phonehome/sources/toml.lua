@@ -319,12 +319,14 @@ end
 
 local function key_value(st, t, depth)
     local keys, start = read_key(st)
+    depth = depth + #keys
+    if depth > MAX_DEPTH then fail(st, "key nested too deeply", start) end
     if byte(st.text, st.pos) ~= B_EQ then
         fail(st, ("expected '=' after a key, found %s"):format(show(st)))
     end
     st.pos = st.pos + 1
     skip_ws(st)
-    assign(st, t, keys, start, parse_value(st, depth))
+    assign(st, t, keys, start, parse_value(st, depth - 1))
 end
 
 local function parse_array(st, depth)
@@ -428,7 +430,7 @@ local function header(st, root)
         local e = {}
         st.kind[e] = "header"
         v[#v + 1] = e
-        return e
+        return e, #keys
     end
     if v == nil then
         v = {}
@@ -437,12 +439,12 @@ local function header(st, root)
         fail(st, ("table '%s' is already defined"):format(table.concat(keys, ".")), start)
     end
     st.kind[v] = "header"
-    return v
+    return v, #keys
 end
 
 local function parse_document(st)
     local root = {}
-    local current = root
+    local current, depth = root, 0
     st.kind[root] = "header"
     while st.pos <= st.n do
         skip_ws(st)
@@ -450,10 +452,10 @@ local function parse_document(st)
         if st.pos > st.n then break end
         if not newline(st) then
             if byte(st.text, st.pos) == B_LBRACK then
-                current = header(st, root)
+                current, depth = header(st, root)
                 end_of_line(st, "a table header")
             else
-                key_value(st, current, 0)
+                key_value(st, current, depth)
                 end_of_line(st, "a value")
             end
         end

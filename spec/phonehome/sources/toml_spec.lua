@@ -153,7 +153,7 @@ f = "tab	inside"
         assert.are.equal("tab\tinside", t.f)
     end)
 
-    it("reads multi-line strings, trimming the first newline and line-ending backslashes", function()
+    it("reads multi-line strings, trimming the first newline and ending backslashes", function()
         local t = parse('a = """\nRoses are red\nViolets are blue"""\n'
             .. 'b = """\\\n    The quick brown \\\n\n    fox."""\n'
             .. 'c = """Here are two quotation marks: "". Simple enough."""\n'
@@ -313,6 +313,14 @@ smooth = true
             { "a = { x = 1 }\na.y = 2\n", 2, "already defined" },
             { "a = [1]\n[[a]]\n", 2, "not an array of tables" },
             { "[[a]]\n[a]\n", 2, "already defined" },
+            { "a = 1\na.b = 2\n", 2, "key 'a' is already defined" },
+            { "[a]\n[a.b]\n[a.b]\n", 3, "table 'a.b' is already defined" },
+            { "a = {}\n[a]\n", 2, "table 'a' is already defined" },
+            { "a = [{ b = 1 }]\n[a.c]\n", 2, "not a table" },
+            { "a = 0xFFFFFFFFFFFFFFFF\n", 1, "out of range" },
+            { "a = -1e400\n", 1, "out of range" },
+            { "a = 1979-05-27Tjunk\n", 1, "invalid time" },
+            { "a = 1979-05-27 x\n", 1, "after a value" },
             { "a = \"bad \\q escape\"\n", 1, "invalid escape" },
             { "x = 1\na = \"\\uD800\"\n", 2, "not a Unicode scalar value" },
             { "a = 1\n\nb = \"\\u12\"\n", 3, "hex digits" },
@@ -373,6 +381,11 @@ smooth = true
         refused("a = " .. ("["):rep(65) .. ("]"):rep(65) .. "\n", 1, "nested too deeply")
         refused("\na = " .. ("{ b = "):rep(70) .. "1" .. (" }"):rep(70) .. "\n", 2, "nested")
         refused(("k."):rep(70) .. "k = 1\n", 1, "nested too deeply")
+        refused("[" .. ("t."):rep(40) .. "t]\n" .. ("k."):rep(30) .. "k = 1\n", 2, "nested")
+        refused("[" .. ("t."):rep(60) .. "t]\na = [[[[[1]]]]]\n", 2, "nested too deeply")
+        local deep = parse(("k."):rep(60) .. "k = 1\n")
+        for _ = 1, 61 do deep = deep.k end
+        assert.are.equal(1, deep)
         local ok = parse("a = " .. ("["):rep(60) .. ("]"):rep(60) .. "\n")
         assert.are.equal("table", type(ok.a))
     end)
