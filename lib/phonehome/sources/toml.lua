@@ -279,7 +279,10 @@ local function datetime(st)
         end
     else
         local h, mi, s = match(text, "^(%d%d):(%d%d):(%d%d)", start)
-        if not h then return nil end
+        if not h then
+            if match(text, "^%d%d:", start) then fail(st, "invalid time") end
+            return nil
+        end
         if not valid_time(h, mi, s) then fail(st, "invalid time") end
         stop = start + 8
         local fr = match(text, "^%.%d+", stop)

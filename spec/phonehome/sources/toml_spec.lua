@@ -321,6 +321,7 @@ smooth = true
             { "a = -1e400\n", 1, "out of range" },
             { "a = 1979-05-27Tjunk\n", 1, "invalid time" },
             { "a = 1979-05-27 x\n", 1, "after a value" },
+            { "a = 07:32\n", 1, "invalid time" },
             { "a = \"bad \\q escape\"\n", 1, "invalid escape" },
             { "x = 1\na = \"\\uD800\"\n", 2, "not a Unicode scalar value" },
             { "a = 1\n\nb = \"\\u12\"\n", 3, "hex digits" },
