@@ -6,6 +6,7 @@
 --   sandbox/     what runs inside a product's own Lua state, and the handle to it
 --   daemon/      `phonehome run`: products on their schedules, reload, spool, sending,
 --                the data directory
+--   sources/     what a script reads from its product (so far: Prometheus text, TOML)
 --   collect/     `phonehome collect`: routes, storage
 --   cmd/         one module per command, with its options and help; cli.lua dispatches
 -- The C primitives are one module, phonehome.core (runtime/).
