@@ -55,6 +55,19 @@ void binding_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_
     }
 }
 
+/* Calls fn when the state closes (after the finalizers of userdata made before this call),
+ * through a userdata kept in the registry under key: how a part frees what is global to
+ * it (libcurl's multi handle, calls still in flight). */
+void binding_on_close(lua_State *L, const char *key, lua_CFunction fn)
+{
+    lua_newuserdatauv(L, 1, 0); /* sentinel */
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, fn);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, key);
+}
+
 /* Raises the error of a bad field of the table argument arg, in luaL_argerror's words. */
 int binding_field_error(lua_State *L, int arg, const char *key, const char *msg)
 {

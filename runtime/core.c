@@ -18,9 +18,9 @@ void core_set_partdir(const char *dir)
     snprintf(core_partdir, sizeof core_partdir, "%s", dir);
 }
 
-static const core_api core_lent = {binding_fail,        binding_class, binding_field,
-                                   binding_field_error, binding_log,   loop_pcall,
-                                   loop_main_thread};
+static const core_api core_lent = {binding_fail,        binding_class,   binding_field,
+                                   binding_field_error, binding_log,     loop_pcall,
+                                   loop_main_thread,    binding_on_close};
 
 static const struct {
     const char *name, *part, *entry;

@@ -466,12 +466,7 @@ static int http_shutdown(lua_State *L)
 void phonehome_http_client_open(lua_State *L, const core_api *core)
 {
     api = core;
-    lua_newuserdatauv(L, 1, 0); /* t sentinel */
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, http_shutdown);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-    lua_setfield(L, LUA_REGISTRYINDEX, "phonehome.http.shutdown");
+    api->on_close(L, "phonehome.http.shutdown", http_shutdown);
     api->class_(L, HTTP_REQUEST, http_methods, http_gc, "http", http_new);
     api->class_(L, HTTP_URL, http_url_methods, http_url_gc, "url_parse", http_url_parse);
 }

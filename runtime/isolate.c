@@ -363,12 +363,7 @@ static const luaL_Reg isolate_methods[] = {
  * top of the stack. */
 void isolate_open(lua_State *L)
 {
-    lua_newuserdatauv(L, 1, 0); /* core sentinel */
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, isolate_shutdown);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-    lua_setfield(L, LUA_REGISTRYINDEX, "phonehome.isolate.shutdown");
+    binding_on_close(L, "phonehome.isolate.shutdown", isolate_shutdown);
     lua_pushcfunction(L, isolate_set_progress);
     lua_setfield(L, -2, "progress");
     luaL_getmetatable(L, "phonehome.Sandbox"); /* core mt */

@@ -19,6 +19,7 @@ void binding_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_
 #define BINDING_TINTEGER 100 /* for binding_field: a number with an integer value */
 int binding_field(lua_State *L, int arg, const char *key, int type, int optional);
 int binding_field_error(lua_State *L, int arg, const char *key, const char *msg);
+void binding_on_close(lua_State *L, const char *key, lua_CFunction fn);
 void binding_log(const char *level, const char *msg, const char *key, const char *value);
 
 /* probe.c: system and process probes */
@@ -67,6 +68,7 @@ typedef struct core_api {
     void (*log)(const char *level, const char *msg, const char *key, const char *value);
     int (*pcall)(lua_State *L, int nargs, int nres);
     lua_State *(*main_thread)(lua_State *L);
+    void (*on_close)(lua_State *L, const char *key, lua_CFunction fn);
 } core_api;
 
 /* Each part's entry: adds its functions to the module table on top of the stack. */
