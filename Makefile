@@ -8,12 +8,13 @@ BUILD   ?= build
 PKGS     = lua5.4 libuv uuid
 # read when a recipe runs, after the packages are installed
 CMODDIR  = $(shell pkg-config --variable=INSTALL_CMOD lua5.4 2>/dev/null)
+LMODDIR  = $(shell pkg-config --variable=INSTALL_LMOD lua5.4 2>/dev/null)
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wwrite-strings
 OPT     ?= -O2 -g
 CFLAGS  += $(OPT) $(WARN) -fPIC -D_GNU_SOURCE \
            -DPHONEHOME_DATADIR='"$(PREFIX)/share/phonehome"' \
-           -DPHONEHOME_CMODDIR='"$(CMODDIR)"' \
+           -DPHONEHOME_CMODDIR='"$(CMODDIR)"' -DPHONEHOME_LMODDIR='"$(LMODDIR)"' \
            -DPHONEHOME_PARTDIR='"$(PREFIX)/lib/phonehome"'
 
 CORE_SRC = runtime/core.c runtime/binding.c runtime/probe.c runtime/sandbox.c runtime/isolate.c \
@@ -29,7 +30,7 @@ PARTS      = $(PART_NAMES:%=$(BUILD)/lib/phonehome/%.so)
 # Debian packages the build, the tests and the tools need.
 DEBS = make gcc pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check \
        libuv1-dev libcurl4-openssl-dev uuid-dev libmicrohttpd-dev libsqlite3-dev \
-       libjansson-dev cppcheck clang-format curl wrk openssl
+       libjansson-dev lua-yaml lua-inifile cppcheck clang-format curl wrk openssl
 DEPS_STAMP = $(BUILD)/.deps
 
 BUSTED = $(LUA) /usr/bin/busted

@@ -214,7 +214,7 @@ static void http_check_done(void)
 
 /* What core.http's first argument asks for; its strings stay on the Lua stack. */
 typedef struct http_options {
-    const char *url, *method, *body, *ua, *ca;
+    const char *url, *method, *body, *ua, *ca, *user, *password, *bearer;
     size_t body_len;
     double connect_timeout, timeout;
     lua_Integer max_body;
@@ -236,6 +236,12 @@ static void http_read_options(lua_State *L, http_options *o)
     api->field(L, 1, "max_body", BINDING_TINTEGER, 1);                                   /* 9 */
     api->field(L, 1, "ca_file", LUA_TSTRING, 1);                                         /* 10 */
     o->nheaders = api->field(L, 1, "headers", LUA_TTABLE, 1) ? (int)luaL_len(L, 11) : 0; /* 11 */
+    api->field(L, 1, "username", LUA_TSTRING, 1);                                        /* 12 */
+    api->field(L, 1, "password", LUA_TSTRING, 1);                                        /* 13 */
+    api->field(L, 1, "bearer", LUA_TSTRING, 1);                                          /* 14 */
+    o->user = lua_tostring(L, 12);
+    o->password = lua_tostring(L, 13);
+    o->bearer = lua_tostring(L, 14);
     o->url = lua_tostring(L, 3);
     o->method = luaL_optstring(L, 4, "GET");
     o->body_len = 0;
@@ -286,14 +292,24 @@ static void http_setopts(http_request *r, const http_options *o)
     curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
     if (o->ca != NULL)
         curl_easy_setopt(e, CURLOPT_CAINFO, o->ca);
+    /* credentials go to libcurl, never into a header the caller could log */
+    if (o->user != NULL || o->password != NULL) {
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_USERNAME, o->user ? o->user : "");
+        curl_easy_setopt(e, CURLOPT_PASSWORD, o->password ? o->password : "");
+    }
+    if (o->bearer != NULL) {
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+        curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, o->bearer);
+    }
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 }
 
 /* core.http({ url, method, headers = { "K: V" }, body, user_agent, connect_timeout,
- * timeout (seconds), max_body, ca_file }, callback) -> request. The callback gets
- * { status, body, bytes, retry_after, location } or { error, code }; request:cancel()
+ * timeout (seconds), max_body, ca_file, username, password, bearer }, callback) -> request. The
+ * callback gets { status, body, bytes, retry_after, location } or { error, code }; request:cancel()
  * ends it. */
 static int http_new(lua_State *L)
 {

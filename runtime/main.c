@@ -14,6 +14,9 @@
 #ifndef PHONEHOME_PARTDIR
 #define PHONEHOME_PARTDIR "/usr/local/lib/phonehome"
 #endif
+#ifndef PHONEHOME_LMODDIR
+#define PHONEHOME_LMODDIR "/usr/share/lua/5.4"
+#endif
 #ifndef PHONEHOME_CMODDIR
 #define PHONEHOME_CMODDIR "/usr/lib/x86_64-linux-gnu/lua/5.4"
 #endif
@@ -59,9 +62,13 @@ static int main_protected(lua_State *L)
     luaL_openlibs(L);
     luaL_requiref(L, "phonehome.core", luaopen_phonehome_core, 0);
     lua_pop(L, 1);
-    /* never LUA_PATH from the environment, never the working directory */
+    /* never LUA_PATH from the environment, never the working directory; Debian's Lua
+     * libraries (lyaml, inifile) after our own */
     lua_getglobal(L, "package");
-    lua_pushfstring(L, "%s/lib/?.lua;%s/lib/?/init.lua", home, home);
+    lua_pushfstring(L,
+                    "%s/lib/?.lua;%s/lib/?/init.lua;" PHONEHOME_LMODDIR "/?.lua;" PHONEHOME_LMODDIR
+                    "/?/init.lua",
+                    home, home);
     lua_setfield(L, -2, "path");
     lua_pushliteral(L, PHONEHOME_CMODDIR "/?.so");
     lua_setfield(L, -2, "cpath");

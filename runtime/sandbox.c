@@ -268,11 +268,13 @@ static const luaL_Reg sandbox_libs[] = {
     {LUA_DBLIBNAME, luaopen_debug},     {NULL, NULL}};
 
 /* Runs inside the new state, protected: opens the libraries the trusted library
- * needs (no io; the script itself gets only an allow-list), sets package.path, no
- * C modules but phonehome.core, and requires the entry module. */
+ * needs (no io; the script itself gets only an allow-list), sets package.path and
+ * package.cpath (the trusted library's parsers, such as LibYAML's; a script's require
+ * reaches none of them), and requires the entry module. */
 static int sandbox_init(lua_State *L)
 {
     const char *path = lua_tostring(L, 1), *entry = lua_tostring(L, 2);
+    const char *cpath = lua_tostring(L, 3);
     const luaL_Reg *lib;
 
     for (lib = sandbox_libs; lib->func; lib++) {
@@ -284,7 +286,7 @@ static int sandbox_init(lua_State *L)
     lua_getglobal(L, "package");
     lua_pushstring(L, path);
     lua_setfield(L, -2, "path");
-    lua_pushliteral(L, "");
+    lua_pushstring(L, cpath);
     lua_setfield(L, -2, "cpath");
     lua_pop(L, 1);
     lua_getglobal(L, "require");
@@ -295,12 +297,13 @@ static int sandbox_init(lua_State *L)
     return 0;
 }
 
-/* core.sandbox{ path = package.path, entry = "module", memory = bytes, timeout = s }:
- * a new state running the entry module; its functions are reached with sb:call. */
+/* core.sandbox{ path = package.path, cpath = package.cpath (default none), entry =
+ * "module", memory = bytes, timeout = s }: a new state running the entry module; its
+ * functions are reached with sb:call. */
 static int sandbox_new(lua_State *C)
 {
     sandbox *sb;
-    const char *path, *entry;
+    const char *path, *entry, *cpath;
     lua_Integer memory;
     double timeout;
     int status;
@@ -311,7 +314,9 @@ static int sandbox_new(lua_State *C)
     binding_field(C, 1, "entry", LUA_TSTRING, 0);       /* t path entry */
     binding_field(C, 1, "memory", BINDING_TINTEGER, 1); /* t path entry memory */
     binding_field(C, 1, "timeout", LUA_TNUMBER, 1);     /* t path entry memory timeout */
+    binding_field(C, 1, "cpath", LUA_TSTRING, 1);       /* ... cpath */
     path = lua_tostring(C, 2);
+    cpath = luaL_optstring(C, 6, "");
     entry = lua_tostring(C, 3);
     memory = luaL_optinteger(C, 4, 64 * 1024 * 1024);
     timeout = luaL_optnumber(C, 5, 1.0);
@@ -331,7 +336,8 @@ static int sandbox_new(lua_State *C)
     lua_pushcfunction(sb->L, sandbox_init);
     lua_pushstring(sb->L, path);
     lua_pushstring(sb->L, entry);
-    status = lua_pcall(sb->L, 2, 0, 0);
+    lua_pushstring(sb->L, cpath);
+    status = lua_pcall(sb->L, 3, 0, 0);
     if (status != LUA_OK) {
         lua_pushfstring(C, "cannot start sandbox: %s",
                         status == LUA_ERRMEM ? "memory limit too low" : lua_tostring(sb->L, -1));

@@ -12,32 +12,64 @@
 
 #define STORE_MAX_FILE (16 * 1024 * 1024)
 
-/* The whole content of a regular file, or nil, message. The buffer is a userdata
- * made before the file is opened, so no error can be raised while a FILE is open. */
+/* core.readfile(path [, { max = bytes } | { offset = n, length = n }]) -> the content of
+ * a regular file (at most 16 MiB, or max: a larger file is refused), or the bytes of a
+ * range of it (fewer at its end), or nil, message. Never opens anything but a regular
+ * file (a FIFO would block). The buffer is a userdata made before the file is opened,
+ * so no error can be raised while a FILE is open. */
 static int store_readfile(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
+    lua_Integer max = STORE_MAX_FILE, offset = 0, length = -1;
+    size_t want, n;
     struct stat st;
     char *buf;
-    size_t n;
     FILE *f;
     int err;
 
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        if (binding_field(L, 2, "max", BINDING_TINTEGER, 1))
+            max = lua_tointeger(L, -1);
+        if (binding_field(L, 2, "offset", BINDING_TINTEGER, 1))
+            offset = lua_tointeger(L, -1);
+        if (binding_field(L, 2, "length", BINDING_TINTEGER, 1))
+            length = lua_tointeger(L, -1);
+        if (max < 0 || max > STORE_MAX_FILE)
+            return binding_field_error(L, 2, "max", "not in [0, 16 MiB]");
+        if (offset < 0)
+            return binding_field_error(L, 2, "offset", "negative");
+        if (length > STORE_MAX_FILE)
+            return binding_field_error(L, 2, "length", "above 16 MiB");
+    }
     if (stat(path, &st) < 0)
         return binding_fail(L, path, NULL, errno, 0);
     if (!S_ISREG(st.st_mode))
         return binding_fail(L, path, NULL, S_ISDIR(st.st_mode) ? EISDIR : EINVAL, 0);
-    if (st.st_size > STORE_MAX_FILE)
-        return binding_fail(L, path, NULL, EFBIG, 0);
-    buf = lua_newuserdatauv(L, (size_t)st.st_size + 1, 0);
+    if (length < 0 && st.st_size > max)
+        return binding_fail(L, NULL, lua_pushfstring(L, "%s: larger than %I bytes", path, max),
+                            EFBIG, 0);
+    if (length >= 0)
+        want = offset >= st.st_size ? 0 : (size_t)(st.st_size - offset);
+    else
+        want = (size_t)st.st_size;
+    if (length >= 0 && want > (size_t)length)
+        want = (size_t)length;
+    buf = lua_newuserdatauv(L, want + 1, 0);
     if ((f = fopen(path, "rb")) == NULL)
         return binding_fail(L, path, NULL, errno, 0);
-    n = fread(buf, 1, (size_t)st.st_size + 1, f);
-    err = ferror(f) ? EIO : n > (size_t)st.st_size ? EAGAIN : 0; /* it grew while we read */
+    if (offset > 0 && fseeko(f, (off_t)offset, SEEK_SET) != 0) {
+        err = errno;
+        fclose(f);
+        return binding_fail(L, path, NULL, err, 0);
+    }
+    n = fread(buf, 1, want + 1, f);
+    /* a whole file that grew while we read is refused; a range reads what it asked */
+    err = ferror(f) ? EIO : (length < 0 && n > want) ? EAGAIN : 0;
     fclose(f);
     if (err)
         return binding_fail(L, path, NULL, err, 0);
-    lua_pushlstring(L, buf, n);
+    lua_pushlstring(L, buf, n > want ? want : n);
     return 1;
 }
 

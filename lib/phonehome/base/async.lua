@@ -6,7 +6,7 @@ local log = require("phonehome.base.log")
 
 local M = {}
 
-M.in_flight = {}   -- HTTP transfers started by request() and not ended yet
+M.in_flight = {}   -- operations started by await() (HTTP transfers, source reads) not ended
 
 -- Resumes a coroutine; an error in it is logged with its traceback, never raised into
 -- the loop, so that one report's failure stays its own.
@@ -14,6 +14,8 @@ local function resume(co, ...)
     local ok, err = coroutine.resume(co, ...)
     if not ok then log.error({ msg = "internal error", error = debug.traceback(co, err) }) end
 end
+
+M.resume = resume
 
 -- spawn(fn, ...): runs fn(...) in a new coroutine, until its first wait.
 function M.spawn(fn, ...)
@@ -38,17 +40,24 @@ function M.sleep(seconds)
     coroutine.yield()
 end
 
--- request(opts) -> the result of core.http(opts): inside a coroutine, waits for the
--- transfer to end. It is in M.in_flight meanwhile.
-function M.request(opts)
+-- await(start) -> what the operation's callback is given: start(callback) begins an
+-- operation on the loop that calls back later, and returns its handle (with :cancel());
+-- inside a coroutine, waits for it. It is in M.in_flight meanwhile.
+function M.await(start)
     local co = coroutine.running()
-    local req
-    req = core.http(opts, function(res)
-        M.in_flight[req] = nil
-        resume(co, res)
+    local handle
+    handle = start(function(...)
+        M.in_flight[handle] = nil
+        resume(co, ...)
     end)
-    M.in_flight[req] = true
+    M.in_flight[handle] = true
     return coroutine.yield()
+end
+
+-- request(opts) -> the result of core.http(opts): inside a coroutine, waits for the
+-- transfer to end.
+function M.request(opts)
+    return M.await(function(done) return core.http(opts, done) end)
 end
 
 -- drain(grace_seconds, idle, finish): polls idle() every 20 ms; calls finish(timed_out)

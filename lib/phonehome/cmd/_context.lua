@@ -1,6 +1,7 @@
 -- What several commands take from the command line: the settings of --set and
 -- --config, the target process of --pid or --pidfile, a product opened from --scripts,
 -- and one build of its report. Used only by the modules of this package.
+local async = require("phonehome.base.async")
 local core = require("phonehome.core")
 local datadir = require("phonehome.daemon.datadir")
 local log = require("phonehome.base.log")
@@ -84,7 +85,8 @@ function M.open(ctx, name)
     return sandbox.open_in(ctx.scripts, name)
 end
 
--- build_once(ctx, p, pid, dry) -> json, warnings | nil, problems: a product's report
+-- build_once(ctx, p, pid, dry) -> json, warnings, fetched, explain | nil, problems: a
+-- product's report
 -- with the command line's settings, built as the daemon would build it now from the
 -- data directory (its last report, its schedule state). A dry build (check) touches no
 -- file: no state, and a fresh instance id.
@@ -97,16 +99,22 @@ function M.build_once(ctx, p, pid, dry)
         return nil, bad
     end
     if not dry then datadir.migrate(ctx.data_dir, p.def) end
-    local D = { data_dir = ctx.data_dir, pid = pid ~= 0 and pid or nil,
-                pidfile = ctx.options.pidfile, session_id = ctx.session_id }
+    local D = { data_dir = ctx.data_dir, pid = pid ~= 0 and pid or nil, ctx = ctx,
+                pidfile = ctx.options.pidfile, session_id = ctx.session_id, flags = ctx.flags }
     local rec = { name = p.name, product = p, def = p.def, settings = typed,
                   state = dry and {} or datadir.read_state(ctx.data_dir, p.name),
                   previous = dry and false or nil }
-    local body, problems = require("phonehome.daemon.runner").build(D, rec, dry)
+    -- sources are read on the loop: the build runs in a coroutine while the loop turns
+    local res
+    async.spawn(function()
+        res = table.pack(require("phonehome.daemon.runner").build(D, rec, dry))
+    end)
+    if not res then core.run() end
+    local body, problems = res[1], res[2]
     if body then
         for _, w in ipairs(problems) do log.warn({ product = p.name, msg = w }) end
     end
-    return body, problems
+    return body, problems, res[3], res[4]
 end
 
 return M

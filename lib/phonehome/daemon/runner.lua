@@ -26,10 +26,12 @@
 local async = require("phonehome.base.async")
 local core = require("phonehome.core")
 local datadir = require("phonehome.daemon.datadir")
+local defprocess = require("phonehome.definition.process")
 local disclosure = require("phonehome.definition.disclosure")
 local json = require("phonehome.json")
 local log = require("phonehome.base.log")
 local pidfile = require("phonehome.base.pidfile")
+local process = require("phonehome.base.process")
 local optout = require("phonehome.definition.optout")
 local sandbox = require("phonehome.sandbox")
 local schedule = require("phonehome.definition.schedule")
@@ -44,8 +46,52 @@ function M.save(D, p)
     datadir.write_state(D.data_dir, p.name, p.state)
 end
 
-local function decide(D, p)
-    return optout.decide(p.def, core.getenv, p.settings, D.flags)
+-- The opt-out switches as the product itself reads them, when its process is known
+-- (target: { pid } from M.target): its environment first, then phonehome's; its command
+-- line's flags as well as those given after `--`; DO_NOT_TRACK from either. settings:
+-- the settings with what was read of the product's config (default p.settings).
+local function decide(D, p, target, product_settings)
+    local getenv, flags = core.getenv, D.flags
+    if target and target.pid then
+        local environ = core.process_environ(target.pid) or {}
+        local argv = core.process_cmdline(target.pid) or {}
+        getenv = function(name)
+            if name == "DO_NOT_TRACK" and not optout.do_not_track(function(n)
+                return environ[n] end) then
+                return core.getenv(name)
+            end
+            return environ[name] or core.getenv(name)
+        end
+        flags = setmetatable({}, { __index = function(_, name)
+            return D.flags[name] or process.flag(argv, name) ~= nil
+        end })
+    end
+    return optout.decide(p.def, getenv, product_settings or p.settings, flags)
+end
+
+-- target(D, p) -> { pid } of the product's process: --pid, the pid file read again now
+-- (the server may have restarted), or the oldest process matching the definition's
+-- process section; or { error } saying why there is none; nil when nothing names one.
+function M.target(D, p)
+    if D.pidfile then
+        local pid, err = pidfile.read(D.pidfile)
+        return { pid = pid, error = err }
+    end
+    if D.pid then return { pid = D.pid } end
+    if defprocess.matches(p.def) then
+        local pid, err = process.find(p.def.process)
+        return { pid = pid, error = err }
+    end
+    return nil
+end
+
+-- The names of the settings given with --set or --config (not defaults), which the
+-- product's own config does not override.
+local function given(D, name)
+    local out = {}
+    for k in pairs(D.ctx.from_config[name] or {}) do out[k] = true end
+    for k in pairs(D.ctx.from_set[name] or {}) do out[k] = true end
+    return out
 end
 
 -- The error of a call, with the traceback for the log and the message alone for the state.
@@ -93,40 +139,40 @@ function M.flush(D, p)
     end
 end
 
--- build(D, p [, dry]) -> json, warnings | nil, errors: a report of the product's version
--- from what the data directory holds (the last report, the schedule state), as the
--- daemon sends it and `show` prints it. The target process is --pid, or the pid file
--- read again now (the server may have restarted); a target that is gone fails only the
--- fields that use it. A dry build (a reload's) touches no file: a fresh instance id.
-function M.build(D, p, dry)
+-- build(D, p [, dry [, decide]]) -> json, warnings | nil, errors | false, and what was
+-- read of the sources: a report of the product's version from what the data directory
+-- holds (the last report, the schedule state) and what its sources read now, as the
+-- daemon sends it and `show` prints it. The target process is found again now; a target
+-- that is gone fails only the fields that use it. A dry build (a reload's) touches no
+-- file and reads no source: a fresh instance id. decide(settings) -> false: not to be
+-- built (see Product:build).
+function M.build(D, p, dry, decide_hook)
     if p.previous == nil then
         -- the last report an earlier run built, for figures counted between reports
         p.previous = datadir.read_last_report(D.data_dir, p.def) or false
     end
-    local pid, pid_error = D.pid, nil
-    if D.pidfile then pid, pid_error = pidfile.read(D.pidfile) end
-    local body, problems = p.product:build({
-        settings = p.settings, pid = pid, pid_error = pid_error, session_id = D.session_id,
+    local target = M.target(D, p) or {}
+    local hooks = { decide = decide_hook and function(product_settings)
+        return decide_hook(target, product_settings)
+    end }
+    local body, problems, fetched, explain = p.product:build({
+        settings = p.settings, settings_given = given(D, p.name), dry = dry,
+        pid = target.pid, pid_error = target.error, session_id = D.session_id,
         instance_id = dry and core.uuid() or datadir.instance_id(D.data_dir, p.def),
         last_sent = p.state.last_sent, previous = json.without_nulls(p.previous) or nil,
         previous_process = p.state.process,
-    })
+    }, hooks)
     -- the target's CPU time now, for the next report's average since this one
-    local proc = not pid_error and core.process(pid)
+    local proc = target.pid and core.process(target.pid)
     if proc then
         p.state.process = { pid = proc.pid, start_time = proc.start_time, time = core.time(),
                             cpu = proc.user_cpu + proc.system_cpu }
     end
-    return body, problems
+    return body, problems, fetched, explain
 end
 
 -- One scheduled report: decide, build, keep the last report, spool, deliver.
 local function report(D, p)
-    p.sending, p.reason = decide(D, p)
-    if not p.sending and not p.def.optout.build_when_off then
-        log.info({ product = p.name, msg = "not sending", reason = p.reason })
-        return
-    end
     if p.building then
         -- a stuck build is killed at its time limit; until then, no second one
         log.warn({ product = p.name,
@@ -134,9 +180,18 @@ local function report(D, p)
         return
     end
     p.building = true
-    local built, body, problems = pcall(M.build, D, p)
+    local built, body, problems = pcall(M.build, D, p, false, function(target,
+                                                                        product_settings)
+        p.sending, p.reason = decide(D, p, target, product_settings)
+        if p.sending == nil then error(p.reason, 0) end
+        return p.sending or p.def.optout.build_when_off
+    end)
     p.building = false
     if not built then error(body, 0) end
+    if body == false then
+        log.info({ product = p.name, msg = "not sending", reason = p.reason })
+        return
+    end
     if not body then
         for _, e in ipairs(problems) do
             log.error({ product = p.name, msg = "report not built", error = e })

@@ -34,7 +34,10 @@ function M.field_at(list, path)
     return f and f.type == "string" and f or nil
 end
 
--- check(def, problem): identity = { file = "name", field = "dotted.path" }, both optional.
+-- check(def, problem): identity = { file = "name", field = "dotted.path", value =
+-- function(ctx), source = "name" | sources = { ... } }, all optional. value reads the
+-- product's own instance id (a file such as Coroot's instance.uuid, a SQL row, an HTTP
+-- field) from the sources it declares; phonehome's own file is the fallback.
 function M.check(def, problem)
     local id = def.identity
     if id == nil then return end
@@ -42,7 +45,11 @@ function M.check(def, problem)
         problem("identity", "identity must be { file = \"name\", field = \"dotted.path\" }")
         return
     end
-    schema.unknown_keys(id, { file = true, field = true }, problem, "identity")
+    schema.unknown_keys(id, { file = true, field = true, value = true, source = true,
+                              sources = true }, problem, "identity")
+    if id.value ~= nil and type(id.value) ~= "function" then
+        problem("identity", "identity.value must be a function(ctx) reading the product's id")
+    end
     if id.file ~= nil and M.file_problem("identity.file", id.file) then
         problem("identity", M.file_problem("identity.file", id.file))
     end

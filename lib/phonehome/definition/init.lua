@@ -7,9 +7,11 @@ local disclosure = require("phonehome.definition.disclosure")
 local environment = require("phonehome.definition.environment")
 local identity = require("phonehome.definition.identity")
 local optout = require("phonehome.definition.optout")
+local process = require("phonehome.definition.process")
 local schedule = require("phonehome.definition.schedule")
 local schema = require("phonehome.definition.schema")
 local settings = require("phonehome.definition.settings")
+local sources = require("phonehome.definition.sources")
 
 local M = {}
 
@@ -17,7 +19,7 @@ local top_keys = {
     name = true, description = true, version = true, endpoint = true, method = true,
     format = true, canonical = true, schedule = true, optout = true, disclosure = true,
     settings = true, fields = true, identity = true, delivery = true, last_report = true,
-    environment = true,
+    environment = true, sources = true, process = true,
 }
 
 -- The keys of the top level, as one section.
@@ -73,7 +75,10 @@ function M.check(def, problem)
     end
     check_top(def, problem)
     settings.check(def, problem)
+    sources.check(def, problem)
+    process.check(def, problem)
     check_fields(def, problem)
+    sources.check_uses(def, problem)
     settings.check_fields(def, problem)
     schedule.check(def, problem)
     optout.check(def, problem)
@@ -97,9 +102,12 @@ function M.describe(def)
         name = def.name, description = def.description, version = def.version,
         endpoint = def.endpoint, method = def.method, format = def.format,
         canonical = def.canonical or false, schedule = def.schedule, optout = def.optout,
-        disclosure = def.disclosure, settings = def.settings, identity = def.identity,
+        disclosure = def.disclosure, settings = def.settings,
+        identity = def.identity and { file = def.identity.file, field = def.identity.field,
+                                      from_product = def.identity.value ~= nil,
+                                      sources = sources.used_by(def.identity) },
         delivery = def.delivery, last_report = def.last_report, environment = def.environment,
-        fields = fields(def.fields),
+        fields = fields(def.fields), sources = sources.describe(def), process = def.process,
     }
 end
 
@@ -119,7 +127,8 @@ function M.describe_field(f, fields)
     if f == nil then return nil end
     return {
         name = f.name, type = f.type, description = f.description, unit = f.unit,
-        null = f.null or false, setting = f.setting,
+        null = f.null or false, setting = f.setting, sources = sources.used_by(f),
+        fallback = f.fallback,
         fields = f.fields and fields(f.fields),
         items = f.items and M.describe_field(f.items, fields),
         values = f.values and M.describe_field(f.values, fields),

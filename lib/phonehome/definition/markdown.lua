@@ -17,6 +17,12 @@ local function field_rows(list, prefix, out)
         local desc = f.description
         if f.unit then desc = desc .. " Unit: " .. f.unit .. "." end
         if f.setting then desc = desc .. " Setting `" .. f.setting .. "`." end
+        if f.sources and #f.sources > 0 then
+            desc = desc .. " Read from `" .. table.concat(f.sources, "`, `") .. "`."
+        end
+        if f.fallback ~= nil then
+            desc = desc .. " `" .. json.encode(f.fallback) .. "` when that fails."
+        end
         out[#out + 1] = string.format("| `%s` | %s | %s |", cell(name), cell(schema.type_name(f)),
             cell(desc))
         if f.fields then field_rows(f.fields, name .. ".", out) end
@@ -129,9 +135,66 @@ local function settings_section(d, out)
     out[#out + 1] = "|---|---|---|---|"
     for _, st in ipairs(d.settings) do
         local default = st.default == nil and "(none)" or ("`" .. json.encode(st.default) .. "`")
+        local desc = st.description
+        if st.source then
+            desc = desc .. " Read from `" .. st.key .. "` in source `" .. st.source
+                .. "` unless given."
+        end
         out[#out + 1] = string.format("| `%s` | %s | %s | %s |", cell(st.name), st.type,
-            cell(default), cell(st.description))
+            cell(default), cell(desc))
     end
+end
+
+-- One option of a source, as docs show it: SQL in a block, tables as JSON.
+local function option_lines(key, v, out)
+    if key == "queries" and type(v) == "table" then
+        local names = {}
+        for name in pairs(v) do names[#names + 1] = name end
+        table.sort(names)
+        for _, name in ipairs(names) do
+            out[#out + 1] = "- query `" .. name .. "`:"
+            out[#out + 1] = ""
+            out[#out + 1] = "  ```sql"
+            out[#out + 1] = "  " .. tostring(v[name]):gsub("\n", "\n  ")
+            out[#out + 1] = "  ```"
+        end
+        return
+    end
+    local shown = type(v) == "table" and json.encode(v) or tostring(v)
+    out[#out + 1] = "- " .. key .. ": `" .. cell(shown) .. "`"
+end
+
+local function sources_section(d, out)
+    if #d.sources == 0 then return end
+    heading(out, "Sources")
+    out[#out + 1] = "What phonehome reads from the product, read-only (nothing else can be "
+        .. "reached). \"(computed)\" is worked out before each report from the settings, "
+        .. "the product's process or another source; credentials are never shown."
+    for _, src in ipairs(d.sources) do
+        out[#out + 1] = ""
+        out[#out + 1] = "### `" .. src.name .. "` (" .. src.kind .. ")"
+        out[#out + 1] = ""
+        out[#out + 1] = src.description
+        out[#out + 1] = ""
+        local keys = {}
+        for k in pairs(src.options) do keys[#keys + 1] = k end
+        table.sort(keys)
+        for _, k in ipairs(keys) do option_lines(k, src.options[k], out) end
+        out[#out + 1] = "- timeout: " .. duration.format(src.timeout)
+        out[#out + 1] = "- used by: " .. (#src.used_by > 0
+            and "`" .. table.concat(src.used_by, "`, `") .. "`" or "(nothing)")
+    end
+end
+
+local function process_section(d, out)
+    local p = d.process
+    if not (p.exe or p.command or #p.env > 0 or #p.flags > 0) then return end
+    heading(out, "The product's process")
+    out[#out + 1] = "Found by --pid, --pidfile, or else:"
+    if p.exe then out[#out + 1] = "- executable `" .. p.exe .. "`" end
+    if p.command then out[#out + 1] = "- command line matching `" .. p.command .. "`" end
+    for _, n in ipairs(p.env) do out[#out + 1] = "- reads its variable `" .. n .. "`" end
+    for _, n in ipairs(p.flags) do out[#out + 1] = "- reads its flag `" .. n .. "`" end
 end
 
 -- render(desc) -> Markdown text.
@@ -141,7 +204,8 @@ function M.render(d)
                   "|---|---|---|" }
     field_rows(d.fields, "", out)
     for _, section in ipairs({ schedule_section, endpoint_section, optout_section,
-                               disclosure_section, environment_section, settings_section }) do
+                               disclosure_section, environment_section, settings_section,
+                               sources_section, process_section }) do
         section(d, out)
     end
     return table.concat(out, "\n") .. "\n"

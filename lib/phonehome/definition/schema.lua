@@ -9,7 +9,9 @@ M.types = { string = true, int = true, number = true, bool = true, scalar = true
 
 local field_keys = { name = true, type = true, description = true, unit = true, null = true,
                      value = true, setting = true, fields = true, items = true, values = true,
-                     line = true }  -- line: set by the loader, the line of the value function
+                     line = true, source = true, sources = true, fallback = true }
+-- line: set by the loader, the line of the value function; source(s): the sources its
+-- value function reads; fallback: its value when that function fails
 
 local function describe(v)
     if type(v) == "string" then

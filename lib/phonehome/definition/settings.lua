@@ -8,7 +8,9 @@ local schema = require("phonehome.definition.schema")
 
 local M = {}
 
-local setting_keys = { name = true, type = true, default = true, description = true }
+-- source, key: a setting an operator need not give, read from the product's config file
+local setting_keys = { name = true, type = true, default = true, description = true,
+                       source = true, key = true }
 M.types = { string = true, int = true, number = true, bool = true, array = true, map = true }
 
 -- Whether a plain value is of a setting type.

@@ -7,23 +7,45 @@ local schema = require("phonehome.definition.schema")
 
 local M = {}
 
-M.current = nil   -- the field being computed ({ path, line }), for a killed build's message
+-- the field being computed ({ path, line, sources, source_failed }), for a killed build's
+-- message and for what its function may read
+M.current = nil
+
+-- allowed(decl) -> the set of sources a declaration (a field, the identity) may read.
+function M.allowed(decl)
+    local set = {}
+    if type(decl.sources) == "table" then
+        for _, n in ipairs(decl.sources) do set[n] = true end
+    elseif decl.source ~= nil then
+        set[decl.source] = true
+    end
+    return set
+end
 
 -- The value of one field: its function, its constant, its setting or its sub-fields.
--- A function that fails makes the field null if it may be null, and fails the report
--- otherwise; either way the failure is reported with the field's file:line.
+-- A function that fails gives the field its fallback if it declares one, else null if it
+-- may be null, else fails the report; the failure is reported with the field's file:line.
+-- In a dry build (no source read), a failure for want of a source is only a warning.
 local function compute(f, ctx, path, report)
     local v = f.value
     if type(v) == "function" then
-        M.current = { path = path, line = f.line }
+        local current = { path = path, line = f.line, sources = M.allowed(f) }
+        M.current = current
         report.progress(path, f.line)
+        local started = core.monotonic()
         local ok, res = pcall(v, ctx)
+        report.explain[path] = { ms = (core.monotonic() - started) * 1000,
+                                 error = not ok and tostring(res) or nil }
         if ok then M.current = nil end  -- kept on failure: a killed build names it
         if not ok then
             -- never the script's __tostring: it is the script's code, run past its limits
             local msg = (type(res) == "string" or type(res) == "number") and tostring(res)
                 or "(error object is a " .. type(res) .. " value)"
-            if f.null then
+            if f.fallback ~= nil then
+                report.warn(f, path, msg .. "; the fallback " .. tostring(f.fallback)
+                    .. " is reported")
+                return f.fallback
+            elseif f.null or (report.dry and current.source_failed) then
                 report.warn(f, path, msg)
             else
                 report.fail(f, path, msg)
@@ -50,9 +72,10 @@ local function compute(f, ctx, path, report)
     return nil
 end
 
--- build(def, ctx, where) -> json text, warnings | nil, errors.
+-- build(def, ctx, where [, dry]) -> json text, warnings, explain | nil, errors.
+-- explain: per field path computed by a function, { ms, error } (for show --explain).
 -- where(path, fallback_line) gives "file:line" for a field path, for messages.
-function M.build(def, ctx, where)
+function M.build(def, ctx, where, dry)
     local errors, warnings = {}, {}
     local function entry(list, path, msg, line)
         -- a message that already starts with a position keeps it
@@ -63,6 +86,8 @@ function M.build(def, ctx, where)
         end
     end
     local report = {
+        dry = dry,
+        explain = {},
         fail = function(f, path, msg) entry(errors, path, msg, f.line) end,
         warn = function(f, path, msg) entry(warnings, path, msg, f.line) end,
         -- the field now computed, for the message if the process has to be killed
@@ -81,7 +106,7 @@ function M.build(def, ctx, where)
         end)
     end
     if #errors > 0 then return nil, errors end
-    return json.encode(checked, root, def.canonical), warnings
+    return json.encode(checked, root, def.canonical), warnings, report.explain
 end
 
 return M

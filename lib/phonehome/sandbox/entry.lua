@@ -11,6 +11,7 @@ local definition = require("phonehome.definition")
 local env = require("phonehome.sandbox.env")
 local environment = require("phonehome.definition.environment")
 local probes = require("phonehome.sandbox.probes")
+local sources = require("phonehome.sandbox.sources")
 
 -- Nothing in the sandbox may reach the debug library or the string metatable.
 debug = nil            -- luacheck: ignore 111 121
@@ -44,20 +45,17 @@ function M.load(source, chunkname)
     return definition.describe(def)
 end
 
--- build(source, chunkname, opts) -> json, warnings | nil, errors: loads the script,
--- then builds its report. Each call runs in a process of its own, on a copy of a state
--- that has never run the script, so the script is loaded again every time.
--- opts: settings (typed, defaults applied), pid, instance_id, session_id, last_sent,
--- previous (the product's previous report, decoded, for figures counted between reports),
--- previous_process ({ pid, start_time, time, cpu } of the target at the previous report),
--- pid_error (why the target process is not known: every use of ctx.process fails).
-function M.build(source, chunkname, opts)
-    M.load(source, chunkname)
-    local def = state.def
-    build.current = nil
+-- The ctx field functions and source options see. opts: settings (typed, defaults
+-- applied), settings_given (names given with --set or --config), pid, instance_id,
+-- session_id, last_sent, previous (the product's previous report, decoded, for figures
+-- counted between reports), previous_process ({ pid, start_time, time, cpu } of the
+-- target at the previous report), pid_error (why the target process is not known: every
+-- use of ctx.process fails). fetched: what the host read of the sources, by name.
+local function context(def, opts, fetched, proxy_opts, warn)
     local ctx = {
         product = def.name,
-        settings = opts.settings or {},
+        settings = sources.with_settings(def, opts.settings or {}, opts.settings_given or {},
+                                         fetched, warn),
         instance_id = opts.instance_id,
         session_id = opts.session_id,
         last_sent = opts.last_sent,
@@ -67,19 +65,68 @@ function M.build(source, chunkname, opts)
         system = probes.system,
         getenv = environment.reader(def, core.getenv),
         uuid = core.uuid,
+        sources = sources.proxy(def, fetched, proxy_opts),
     }
     -- the target process is read when a field first asks for it: when it is gone, only
     -- the fields that use it fail
     setmetatable(ctx, { __metatable = false, __index = function(t, k)
         if k ~= "process" then return nil end
         if opts.pid_error then error(opts.pid_error, 2) end
-        local p = probes.process(opts.pid)
+        local p = probes.process(opts.pid, def.process)
         rawset(t, "process", p)
         return p
     end })
-    return build.build(def, ctx, function(path, line)
+    return ctx
+end
+
+-- plan(source, chunkname, opts, fetched) -> what the host reads next (sources.plan),
+-- with the settings as read so far: loads the script, then computes the options of the
+-- sources not read yet.
+function M.plan(source, chunkname, opts, fetched)
+    M.load(source, chunkname)
+    local warnings = {}
+    local ctx = context(state.def, opts, fetched, { planning = true },
+                        function(w) warnings[#warnings + 1] = w end)
+    local out = sources.plan(state.def, ctx, fetched)
+    out.settings, out.warnings = ctx.settings, warnings
+    return out
+end
+
+-- build(source, chunkname, opts, fetched) -> json, warnings, explain | nil, errors: loads the
+-- script, then builds its report from what was read of its sources. Each call runs in a
+-- process of its own, on a copy of a state that has never run the script, so the script
+-- is loaded again every time. opts as for context, and dry: a check that read no source
+-- (a reload's): a field failing for want of a source is a warning, not an error.
+function M.build(source, chunkname, opts, fetched)
+    M.load(source, chunkname)
+    local def = state.def
+    build.current = nil
+    local warnings = {}
+    local ctx = context(def, opts, fetched or {}, {
+        allowed = function() return build.current and build.current.sources or {} end,
+        failed = function() if build.current then build.current.source_failed = true end end,
+    }, function(w) warnings[#warnings + 1] = state.where("settings") .. ": " .. w end)
+    local identity = def.identity and def.identity.value
+    if identity then
+        build.current = { path = "identity", sources = build.allowed(def.identity) }
+        local ok, id = pcall(identity, ctx)
+        build.current = nil
+        if ok and type(id) == "string" and id:match("^[%w%-_.:]+$") and #id <= 200 then
+            ctx.instance_id = id
+        else
+            warnings[#warnings + 1] = state.where("identity") .. ": the product's instance id "
+                .. "could not be read (" .. (ok and ("got " .. tostring(id)) or tostring(id))
+                .. "); phonehome's own is used"
+        end
+    end
+    local body, problems, explain = build.build(def, ctx, function(path, line)
         return state.where("fields." .. path, line)
-    end)
+    end, opts.dry)
+    if body then
+        table.move(problems, 1, #problems, #warnings + 1, warnings)
+        return body, warnings, explain
+    end
+    return body, problems
 end
 
 -- current() -> the path and "file:line" of the field whose computation was

@@ -5,6 +5,8 @@
 -- only the trusted entry.lua and the modules beside it, under a memory cap and a time
 -- limit that nothing in the script can escape; only plain values come back.
 local core = require("phonehome.core")
+local defsources = require("phonehome.definition.sources")
+local sources = require("phonehome.sources")
 
 local M = {}
 
@@ -55,7 +57,8 @@ local templates = {}
 local function template(memory, timeout)
     local key = memory .. "/" .. timeout
     templates[key] = templates[key] or core.sandbox({
-        path = package.path, entry = "phonehome.sandbox.entry", memory = memory,
+        path = package.path, cpath = package.cpath, entry = "phonehome.sandbox.entry",
+        memory = memory,
         timeout = timeout })
     return templates[key]
 end
@@ -85,21 +88,81 @@ function M.open(path, opts)
                           sandbox = sb }, Product)
 end
 
--- build(opts) -> json, warnings | nil, errors (see entry.build for opts).
-function Product:build(opts)
-    local ok, out, warnings, at = call(self.sandbox, "build", self.source, "@" .. self.path,
-                                       opts)
-    if not ok then
-        -- killed: name the field it was computing, after the position
-        local field = warnings
-        if field then
-            local pos, rest = out:match("^([^%s:]+:%d+: )(.*)$")
-            out = (pos or (at .. ": ")) .. "field '" .. field .. "': " .. (rest or out)
-        end
-        return nil, located(self.path, out)
+-- A call's failure as messages: a killed build names the field it was computing, after
+-- the position.
+function Product:failure(out, field, at)
+    if field then
+        local pos, rest = out:match("^([^%s:]+:%d+: )(.*)$")
+        out = (pos or (at .. ": ")) .. "field '" .. field .. "': " .. (rest or out)
     end
-    if out == nil then return nil, warnings end
-    return out, warnings
+    return located(self.path, out)
+end
+
+-- Reads the product's sources for one report: the sandbox says which can be read now
+-- (their options computed from what was read before), the host reads them, until none is
+-- left. hooks.decide(settings) -> false stops before any source the opt-out decision
+-- does not need is read (settings: as read from the product so far); hooks.read(specs)
+-- -> results replaces the host's reading (for tests). Returns fetched, settings, or nil,
+-- errors, or false when the decision was not to build.
+function Product:read_sources(opts, hooks)
+    local fetched, decided = {}, not hooks.decide
+    local budget_end = core.monotonic() + defsources.BUDGET / 1000
+    for _ = 1, #self.def.sources + 2 do
+        local ok, plan, field, at = call(self.sandbox, "plan", self.source, "@" .. self.path,
+                                         opts, fetched)
+        if not ok then return nil, self:failure(plan, field, at) end
+        for name, msg in pairs(plan.failed) do fetched[name] = { ok = false, error = msg } end
+        if not decided and not plan.optout_pending then
+            if not hooks.decide(plan.settings) then return false end
+            decided = true
+        end
+        local specs = {}
+        for _, spec in ipairs(plan.fetch) do
+            if decided or spec.for_optout then specs[#specs + 1] = spec end
+        end
+        if #specs > 0 then
+            local left = budget_end - core.monotonic()
+            local results
+            if left <= 0 then
+                results = {}
+                for _, spec in ipairs(specs) do
+                    results[spec.name] = { ok = false, error = "the report's budget of "
+                        .. defsources.BUDGET // 1000 .. " s for sources is spent" }
+                end
+            else
+                results = (hooks.read or sources.read_all)(specs, left)
+            end
+            for name, r in pairs(results) do fetched[name] = r end
+            -- nothing waited for what was read: no need to ask again
+            if decided and not plan.waiting and #specs == #plan.fetch then
+                return fetched, plan.warnings
+            end
+        elseif next(plan.failed) == nil and (decided or not plan.waiting) then
+            if not decided and not hooks.decide(plan.settings) then return false end
+            return fetched, plan.warnings
+        end
+    end
+    return fetched, {}
+end
+
+-- build(opts [, hooks]) -> json, warnings | nil, errors | false (not to be built: see
+-- read_sources), then what was read of the sources and, per field, the time its function
+-- took (for `show --explain`). opts as for
+-- entry.build; opts.dry reads no source.
+function Product:build(opts, hooks)
+    local fetched, warnings = {}, {}
+    if #self.def.sources > 0 and not opts.dry then
+        fetched, warnings = self:read_sources(opts, hooks or {})
+        if not fetched then return fetched, warnings end
+    elseif hooks and hooks.decide and not hooks.decide(opts.settings) then
+        return false
+    end
+    local ok, out, problems, at = call(self.sandbox, "build", self.source, "@" .. self.path,
+                                       opts, fetched)
+    if not ok then return nil, self:failure(out, problems, at), fetched end
+    if out == nil then return nil, problems, fetched end
+    table.move(warnings, 1, #warnings, #problems + 1, problems)
+    return out, problems, fetched, at  -- at: on success, the explanation per field
 end
 
 -- Nothing to free: the product's calls left with their processes.

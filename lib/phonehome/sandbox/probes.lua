@@ -58,9 +58,55 @@ function M.system.disk(path)
     end
 end
 
--- One reading of the target process (see core.process), raising when it is gone.
-function M.process(pid)
-    return must(core.process(pid))
+-- The value of a command-line flag in argv: `--name value`, `--name=value`, or true for
+-- a bare flag (one followed by nothing or by another flag); nil when absent.
+function M.flag(argv, name)
+    for i, a in ipairs(argv) do
+        if a == name then
+            local nxt = argv[i + 1]
+            if nxt == nil or nxt:sub(1, 1) == "-" then return true end
+            return nxt
+        end
+        if a:sub(1, #name + 1) == name .. "=" then return a:sub(#name + 2) end
+    end
+    return nil
+end
+
+-- One reading of the target process (see core.process), raising when it is gone, with
+-- what a product's definition declares it may read of it (decl: def.process):
+-- env(NAME) and flag("--name") for declared names, exe, and cgroup (container,
+-- kubernetes, container_id), each read on first use.
+function M.process(pid, decl)
+    local p = must(core.process(pid))
+    local declared = { env = {}, flags = {} }
+    for _, k in ipairs({ "env", "flags" }) do
+        for _, n in ipairs(decl and decl[k] or {}) do declared[k][n] = true end
+    end
+    local environ, argv
+    p.env = function(name)
+        if not declared.env[name] then
+            error("the product's variable " .. string.format("%q", tostring(name))
+                .. " is not declared in process.env", 2)
+        end
+        environ = environ or must(core.process_environ(pid))
+        return environ[name]
+    end
+    p.flag = function(name)
+        if not declared.flags[name] then
+            error("the product's flag " .. string.format("%q", tostring(name))
+                .. " is not declared in process.flags", 2)
+        end
+        argv = argv or must(core.process_cmdline(pid))
+        return M.flag(argv, name)
+    end
+    return setmetatable(p, { __index = function(t, k)
+        local v
+        if k == "exe" then v = must(core.process_exe(pid))
+        elseif k == "cgroup" then v = must(core.process_cgroup(pid))
+        else return nil end
+        rawset(t, k, v)
+        return v
+    end })
 end
 
 return M
