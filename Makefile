@@ -17,8 +17,8 @@ CFLAGS  += $(OPT) $(WARN) -fPIC -D_GNU_SOURCE \
            -DPHONEHOME_CMODDIR='"$(CMODDIR)"' -DPHONEHOME_LMODDIR='"$(LMODDIR)"' \
            -DPHONEHOME_PARTDIR='"$(PREFIX)/lib/phonehome"'
 
-CORE_SRC = runtime/core.c runtime/binding.c runtime/probe.c runtime/sandbox.c runtime/isolate.c \
-           runtime/wire.c runtime/store.c runtime/loop.c
+CORE_SRC = runtime/core.c runtime/binding.c runtime/probe.c runtime/procfs.c runtime/process.c \
+           runtime/sandbox.c runtime/isolate.c runtime/wire.c runtime/store.c runtime/loop.c
 CORE_OBJ = $(CORE_SRC:runtime/%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ = $(BUILD)/obj/main.o
 BIN      = $(BUILD)/phonehome

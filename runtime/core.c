@@ -76,6 +76,8 @@ int luaopen_phonehome_core(lua_State *L)
 {
     lua_newtable(L);
     probe_open(L);
+    procfs_open(L);
+    process_open(L);
     sandbox_open(L, luaopen_phonehome_core);
     isolate_open(L);
     store_open(L);

@@ -2,6 +2,7 @@
 #ifndef PHONEHOME_H
 #define PHONEHOME_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <lua.h>
 #include <lauxlib.h>
@@ -22,8 +23,28 @@ int binding_field_error(lua_State *L, int arg, const char *key, const char *msg)
 void binding_on_close(lua_State *L, const char *key, lua_CFunction fn);
 void binding_log(const char *level, const char *msg, const char *key, const char *value);
 
-/* probe.c: system and process probes */
+/* probe.c: system probes */
 void probe_open(lua_State *L);
+
+/* procfs.c: capped, binary-safe reads of /proc; the list of processes */
+#define PROCFS_MAX (1024 * 1024) /* the most read of one file */
+typedef struct procfs_read {     /* what a read owns, in a userdata freed by __gc */
+    int fd;
+    DIR *dir;
+    char *buf; /* the file read, NUL-terminated after len bytes */
+    size_t len, cap;
+    int *pids;
+    size_t npids, pidcap;
+} procfs_read;
+void procfs_open(lua_State *L);
+int procfs_pid(lua_State *L, int optional);
+int procfs_load(lua_State *L, int pid, const char *name, const char *big, procfs_read **out);
+int procfs_slurp(procfs_read *r, const char *path);
+void procfs_free(procfs_read *r);
+int procfs_fail(lua_State *L, int pid, const char *path, const char *reason, int err);
+
+/* process.c: another process as /proc shows it */
+void process_open(lua_State *L);
 
 /* sandbox.c: sandboxed states, one call at a time under their limits */
 typedef struct sandbox sandbox;

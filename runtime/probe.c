@@ -1,10 +1,9 @@
-/* probe.c: system and process probes; libuv where it has them, /proc for the rest. */
+/* probe.c: system probes (memory, CPUs, uptime, disks, clocks, whether we run in a
+ * container); libuv where it has them, /proc for the rest. process.c reads processes. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 #include "phonehome.h"
@@ -208,101 +207,6 @@ static int probe_container(lua_State *L)
     return 2;
 }
 
-/* Fields 14, 15 and 22 of /proc/PID/stat: user and system ticks, start ticks after boot. */
-static int probe_stat(const char *text, double *utime, double *stime, double *start)
-{
-    const char *p = strrchr(text, ')'); /* the command name may hold spaces and parens */
-    char *end;
-    int field;
-
-    if (p == NULL)
-        return -1;
-    p += 2; /* field 3, the state, starts here */
-    for (field = 3; field < 22; field++) {
-        double v = strtod(p, &end);
-        if (field == 14)
-            *utime = v;
-        else if (field == 15)
-            *stime = v;
-        p = strchr(p, ' ');
-        if (p == NULL)
-            return -1;
-        p++;
-    }
-    *start = strtod(p, NULL);
-    return 0;
-}
-
-static void probe_setnum(lua_State *L, const char *k, double v)
-{
-    lua_pushnumber(L, v);
-    lua_setfield(L, -2, k);
-}
-
-static void probe_setint(lua_State *L, const char *k, lua_Integer v)
-{
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
-}
-
-/* One reading of a process: pid, rss, peak_rss (bytes), user_cpu, system_cpu (s),
- * start_time (epoch s), uptime (s), cpu_percent (average % of one core since start).
- * The target is given by pid; without one, it is this process. */
-static int probe_process(lua_State *L)
-{
-    lua_Integer pid = luaL_optinteger(L, 1, 0);
-    char path[64], stat[4096], status[8192];
-    double utime = 0, stime = 0, start = 0, now, age, ticks = (double)sysconf(_SC_CLK_TCK);
-    struct timespec boot;
-    lua_Integer rss = 0, peak = 0;
-    uv_timeval64_t tv;
-    int n;
-
-    luaL_argcheck(L, pid >= 0 && pid <= 0x7fffffff, 1, "not a process id");
-    if (pid == 0)
-        pid = uv_os_getpid();
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    if ((n = probe_read(path, stat, sizeof stat)) < 0)
-        return binding_fail(L, NULL, lua_pushfstring(L, "no process with pid %d", (int)pid), -n, 0);
-    if (probe_stat(stat, &utime, &stime, &start) < 0)
-        return binding_fail(L, path, "unexpected format", 0, 0);
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    if ((n = probe_read(path, status, sizeof status)) < 0)
-        return binding_fail(L, path, NULL, -n, 0);
-    /* kernel threads and zombies have no VmRSS line: their resident memory is zero */
-    probe_kb_field(status, "VmRSS:", &rss);
-    probe_kb_field(status, "VmHWM:", &peak);
-    if (pid == uv_os_getpid()) {
-        /* our own figures, from libuv, which measures them directly */
-        uv_rusage_t ru;
-        size_t r;
-        if (uv_getrusage(&ru) == 0) {
-            utime = (ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6) * ticks;
-            stime = (ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6) * ticks;
-            peak = (lua_Integer)ru.ru_maxrss * 1024;
-        }
-        if (uv_resident_set_memory(&r) == 0)
-            rss = (lua_Integer)r;
-    }
-    /* the age from the clock the start ticks count on (btime is whole seconds) */
-    clock_gettime(CLOCK_BOOTTIME, &boot);
-    age = (double)boot.tv_sec + boot.tv_nsec / 1e9 - start / ticks;
-    if (age < 0)
-        age = 0;
-    uv_gettimeofday(&tv);
-    now = (double)tv.tv_sec + tv.tv_usec / 1e6;
-    lua_createtable(L, 0, 8);
-    probe_setint(L, "pid", pid);
-    probe_setint(L, "rss", rss);
-    probe_setint(L, "peak_rss", peak > rss ? peak : rss);
-    probe_setnum(L, "user_cpu", utime / ticks);
-    probe_setnum(L, "system_cpu", stime / ticks);
-    probe_setnum(L, "start_time", now - age);
-    probe_setnum(L, "uptime", age);
-    probe_setnum(L, "cpu_percent", age > 0 ? (utime + stime) / ticks / age * 100 : 0);
-    return 1;
-}
-
 static const luaL_Reg probe_funcs[] = {{"memory_total", probe_memory_total},
                                        {"memory_free", probe_memory_free},
                                        {"memory_available", probe_memory_available},
@@ -315,7 +219,6 @@ static const luaL_Reg probe_funcs[] = {{"memory_total", probe_memory_total},
                                        {"time", probe_time},
                                        {"monotonic", probe_monotonic},
                                        {"container", probe_container},
-                                       {"process", probe_process},
                                        {NULL, NULL}};
 
 void probe_open(lua_State *L)
