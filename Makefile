@@ -24,13 +24,14 @@ MAIN_OBJ = $(BUILD)/obj/main.o
 BIN      = $(BUILD)/phonehome
 MODULE   = $(BUILD)/lib/phonehome/core.so
 # parts that core loads on first use, each with the library only it needs
-PART_NAMES = http_client http_server sqlite json_strict
+PART_NAMES = http_client http_server sqlite json_strict pg
 PARTS      = $(PART_NAMES:%=$(BUILD)/lib/phonehome/%.so)
 
 # Debian packages the build, the tests and the tools need.
 DEBS = make gcc pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check \
        libuv1-dev libcurl4-openssl-dev uuid-dev libmicrohttpd-dev libsqlite3-dev \
-       libjansson-dev lua-yaml lua-inifile cppcheck clang-format curl wrk openssl
+       libjansson-dev lua-yaml lua-inifile cppcheck clang-format curl wrk openssl libpq-dev \
+       postgresql
 DEPS_STAMP = $(BUILD)/.deps
 
 BUSTED = $(LUA) /usr/bin/busted
@@ -60,7 +61,7 @@ $(DEPS_STAMP): Makefile
 $(BUILD)/obj/%.o: runtime/%.c runtime/phonehome.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "CC $<"
-	$(Q)$(CC) $(CFLAGS) $(shell pkg-config --cflags $(PKGS) libcurl libmicrohttpd sqlite3 jansson) -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) $(shell pkg-config --cflags $(PKGS) libcurl libmicrohttpd sqlite3 jansson libpq) -c -o $@ $<
 
 # main.c and core.c have PREFIX compiled in: a change of PREFIX rebuilds them
 PREFIX_STAMP = $(BUILD)/.prefix$(subst /,_,$(PREFIX))
@@ -83,9 +84,13 @@ PART_LIBS_http_client = libcurl libuv lua5.4
 PART_LIBS_http_server = libmicrohttpd libuv lua5.4
 PART_LIBS_sqlite      = sqlite3 lua5.4
 PART_LIBS_json_strict = jansson lua5.4
+PART_LIBS_pg          = libpq libuv lua5.4
 # the HTTP server is two files: the server, and one request
 $(BUILD)/lib/phonehome/http_server.so: $(BUILD)/obj/http_request.o
 $(BUILD)/obj/http_server.o $(BUILD)/obj/http_request.o: runtime/http_server.h
+# and so is PostgreSQL's: the arguments, and one job on the loop
+$(BUILD)/lib/phonehome/pg.so: $(BUILD)/obj/pg_job.o
+$(BUILD)/obj/pg.o $(BUILD)/obj/pg_job.o: runtime/pg.h
 $(PARTS): $(BUILD)/lib/phonehome/%.so: $(BUILD)/obj/%.o
 	@mkdir -p $(dir $@)
 	@echo "LD $@"

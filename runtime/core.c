@@ -30,6 +30,7 @@ static const struct {
     {"httpd", "http_server.so", "phonehome_http_server_open"},
     {"db_open", "sqlite.so", "phonehome_sqlite_open"},
     {"json_strict", "json_strict.so", "phonehome_json_strict_open"},
+    {"pg_query", "pg.so", "phonehome_pg_open"},
 };
 
 /* __index of the module: a function of a part not loaded yet loads that part. The

@@ -119,9 +119,9 @@ describe("the parts loaded on first use #integration", function()
         local libs, r = libraries({ "show", "coroot", "--data-dir", dir })
         assert.are.equal(0, r.code, r.err)
         assert.matches("libuv", libs)
-        for _, lib in ipairs({ "libcurl", "libmicrohttpd", "libsqlite3", "libjansson",
+        for _, lib in ipairs({ "libcurl", "libmicrohttpd", "libsqlite3", "libjansson", "libpq",
                                "http_client.so", "http_server.so", "sqlite.so",
-                               "json_strict.so" }) do
+                               "json_strict.so", "pg.so" }) do
             assert.is_nil(libs:find(lib, 1, true), lib .. " mapped by show")
         end
         libs, r = libraries({ "collect", "--listen", "nowhere", "--db", dir .. "/r.db" })
