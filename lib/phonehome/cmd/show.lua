@@ -52,11 +52,11 @@ local function explain(def, body, fetched, times)
         for _, f in ipairs(list) do
             local path = prefix .. f.name
             local v = type(value) == "table" and value[f.name] or nil
-            if f.fields and not f.sources[1] then
+            if f.fields and not f.sources then
                 walk(f.fields, path .. ".", v)
             else
                 local t = times[path]
-                local from = #f.sources > 0 and ("from " .. table.concat(f.sources, ", "))
+                local from = f.sources and ("from " .. table.concat(f.sources, ", "))
                     or (f.setting and ("setting " .. f.setting)) or ""
                 out[#out + 1] = string.format("  %-32s %-30s %-20s %s%s", path, excerpt(v), from,
                     t and string.format("%.2f ms", t.ms) or "",

@@ -52,9 +52,10 @@ end
 -- the settings with what was read of the product's config (default p.settings).
 local function decide(D, p, target, product_settings)
     local getenv, flags = core.getenv, D.flags
+    local environ, argv = {}, {}
     if target and target.pid then
-        local environ = core.process_environ(target.pid) or {}
-        local argv = core.process_cmdline(target.pid) or {}
+        environ = core.process_environ(target.pid) or {}
+        argv = core.process_cmdline(target.pid) or {}
         getenv = function(name)
             if name == "DO_NOT_TRACK" and not optout.do_not_track(function(n)
                 return environ[n] end) then
@@ -66,7 +67,13 @@ local function decide(D, p, target, product_settings)
             return D.flags[name] or process.flag(argv, name) ~= nil
         end })
     end
-    return optout.decide(p.def, getenv, product_settings or p.settings, flags)
+    local sending, reason = optout.decide(p.def, getenv, product_settings or p.settings, flags)
+    -- say where a switch was read when it was the product's own
+    local name = reason and (reason:match("^([%w_]+)=") or reason:match("^flag (%S+)$"))
+    if name and (environ[name] or (process.flag(argv, name) ~= nil and not D.flags[name])) then
+        reason = reason .. " (product process " .. target.pid .. ")"
+    end
+    return sending, reason
 end
 
 -- target(D, p) -> { pid } of the product's process: --pid, the pid file read again now

@@ -127,7 +127,8 @@ function M.describe_field(f, fields)
     if f == nil then return nil end
     return {
         name = f.name, type = f.type, description = f.description, unit = f.unit,
-        null = f.null or false, setting = f.setting, sources = sources.used_by(f),
+        null = f.null or false, setting = f.setting,
+        sources = #sources.used_by(f) > 0 and sources.used_by(f) or nil,
         fallback = f.fallback,
         fields = f.fields and fields(f.fields),
         items = f.items and M.describe_field(f.items, fields),

@@ -34,19 +34,23 @@ local function compute(f, ctx, path, report)
         report.progress(path, f.line)
         local started = core.monotonic()
         local ok, res = pcall(v, ctx)
-        report.explain[path] = { ms = (core.monotonic() - started) * 1000,
-                                 error = not ok and tostring(res) or nil }
+        local explained = { ms = (core.monotonic() - started) * 1000 }
+        report.explain[path] = explained
         if ok then M.current = nil end  -- kept on failure: a killed build names it
         if not ok then
             -- never the script's __tostring: it is the script's code, run past its limits
             local msg = (type(res) == "string" or type(res) == "number") and tostring(res)
                 or "(error object is a " .. type(res) .. " value)"
+            explained.error = msg
             if f.fallback ~= nil then
                 report.warn(f, path, msg .. "; the fallback " .. tostring(f.fallback)
                     .. " is reported")
                 return f.fallback
-            elseif f.null or (report.dry and current.source_failed) then
+            elseif f.null then
                 report.warn(f, path, msg)
+            elseif report.dry and current.source_failed then
+                report.warn(f, path, msg)
+                report.unread[path] = true
             else
                 report.fail(f, path, msg)
             end
@@ -88,6 +92,7 @@ function M.build(def, ctx, where, dry)
     local report = {
         dry = dry,
         explain = {},
+        unread = {},  -- in a dry build, the fields left empty for want of a source
         fail = function(f, path, msg) entry(errors, path, msg, f.line) end,
         warn = function(f, path, msg) entry(warnings, path, msg, f.line) end,
         -- the field now computed, for the message if the process has to be killed
@@ -102,10 +107,13 @@ function M.build(def, ctx, where, dry)
     local checked = {}
     for _, f in ipairs(def.fields) do
         checked[f.name] = schema.check(f, value[f.name], f.name, function(path, msg)
-            errors[#errors + 1] = where(path) .. ": field '" .. path .. "': " .. msg
+            if not report.unread[path] then
+                errors[#errors + 1] = where(path) .. ": field '" .. path .. "': " .. msg
+            end
         end)
     end
     if #errors > 0 then return nil, errors end
+    if next(report.unread) then return "", warnings, report.explain end  -- nothing to send
     return json.encode(checked, root, def.canonical), warnings, report.explain
 end
 

@@ -2,6 +2,7 @@
 -- phonehome.core, failures raised as errors (so a field that needs a probe fails with
 -- its reason).
 local core = require("phonehome.core")
+local process = require("phonehome.base.process")
 
 local M = {}
 
@@ -58,20 +59,6 @@ function M.system.disk(path)
     end
 end
 
--- The value of a command-line flag in argv: `--name value`, `--name=value`, or true for
--- a bare flag (one followed by nothing or by another flag); nil when absent.
-function M.flag(argv, name)
-    for i, a in ipairs(argv) do
-        if a == name then
-            local nxt = argv[i + 1]
-            if nxt == nil or nxt:sub(1, 1) == "-" then return true end
-            return nxt
-        end
-        if a:sub(1, #name + 1) == name .. "=" then return a:sub(#name + 2) end
-    end
-    return nil
-end
-
 -- One reading of the target process (see core.process), raising when it is gone, with
 -- what a product's definition declares it may read of it (decl: def.process):
 -- env(NAME) and flag("--name") for declared names, exe, and cgroup (container,
@@ -97,7 +84,7 @@ function M.process(pid, decl)
                 .. " is not declared in process.flags", 2)
         end
         argv = argv or must(core.process_cmdline(pid))
-        return M.flag(argv, name)
+        return process.flag(argv, name)
     end
     return setmetatable(p, { __index = function(t, k)
         local v

@@ -155,6 +155,7 @@ function M.proxy(def, fetched, opts)
         local r = fetched[name]
         if r == nil then
             if opts.planning then error(PENDING, 0) end
+            if opts.failed then opts.failed(name) end
             error("source '" .. name .. "' was not read", 2)
         end
         if not r.ok then
