@@ -82,7 +82,7 @@ $(MODULE): $(CORE_OBJ)
 # what each part links: only the library it binds, and those of core it uses
 PART_LIBS_http_client = libcurl libuv lua5.4
 PART_LIBS_http_server = libmicrohttpd libuv lua5.4
-PART_LIBS_sqlite      = sqlite3 lua5.4
+PART_LIBS_sqlite      = sqlite3 libuv lua5.4
 PART_LIBS_json_strict = jansson lua5.4
 PART_LIBS_pg          = libpq libuv lua5.4
 # the HTTP server is two files: the server, and one request
@@ -91,6 +91,10 @@ $(BUILD)/obj/http_server.o $(BUILD)/obj/http_request.o: runtime/http_server.h
 # and so is PostgreSQL's: the arguments, and one job on the loop
 $(BUILD)/lib/phonehome/pg.so: $(BUILD)/obj/pg_job.o
 $(BUILD)/obj/pg.o $(BUILD)/obj/pg_job.o: runtime/pg.h
+# SQLite: the collector's binding, and read-only queries off the loop (the Lua side, the
+# worker on the thread pool)
+$(BUILD)/lib/phonehome/sqlite.so: $(BUILD)/obj/sqlite_query.o $(BUILD)/obj/sqlite_query_work.o
+$(BUILD)/obj/sqlite_query.o $(BUILD)/obj/sqlite_query_work.o: runtime/sqlite_query.h
 $(PARTS): $(BUILD)/lib/phonehome/%.so: $(BUILD)/obj/%.o
 	@mkdir -p $(dir $@)
 	@echo "LD $@"

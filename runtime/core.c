@@ -29,6 +29,7 @@ static const struct {
     {"url_parse", "http_client.so", "phonehome_http_client_open"},
     {"httpd", "http_server.so", "phonehome_http_server_open"},
     {"db_open", "sqlite.so", "phonehome_sqlite_open"},
+    {"sqlite_query", "sqlite.so", "phonehome_sqlite_open"},
     {"json_strict", "json_strict.so", "phonehome_json_strict_open"},
     {"pg_query", "pg.so", "phonehome_pg_open"},
 };

@@ -131,8 +131,9 @@ int main(int argc, char **argv)
     else
         code = (int)luaL_optinteger(L, -1, 0);
     lua_close(L);
-    /* let libuv finish closing what the state's finalizers closed, then free it */
-    uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+    /* let libuv finish closing what the state's finalizers closed and take back the work
+     * they stopped in the thread pool (sqlite_query.c waited for it to end), then free it */
+    uv_run(uv_default_loop(), UV_RUN_DEFAULT);
     uv_loop_close(uv_default_loop());
     return code;
 }

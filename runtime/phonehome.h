@@ -104,6 +104,9 @@ void phonehome_http_server_open(lua_State *L, const core_api *api);
 /* sqlite.c (sqlite.so): the SQLite binding */
 void phonehome_sqlite_open(lua_State *L, const core_api *api);
 
+/* sqlite_query.c (sqlite.so): read-only queries of a product's database, off the loop */
+void sqlite_query_open(lua_State *L, const core_api *api);
+
 /* json_strict.c (json_strict.so): the collector's strict JSON parser (Jansson) */
 void phonehome_json_strict_open(lua_State *L, const core_api *api);
 

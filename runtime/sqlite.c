@@ -267,4 +267,5 @@ void phonehome_sqlite_open(lua_State *L, const core_api *core)
 {
     api = core;
     api->class_(L, SQLITE_HANDLE, sqlite_methods, sqlite_close, "db_open", sqlite_open);
+    sqlite_query_open(L, core);
 }
