@@ -4,6 +4,7 @@
 -- databases. #integration
 local json = require("phonehome.json")
 local h = require("support.helper")
+local postgres = require("support.postgres")
 
 -- A scripts directory with one product "p": its sources, fields and extra text.
 local function product(sources, fields, extra)
@@ -194,6 +195,71 @@ describe("sources #integration", function()
         assert.is_false(os.rename(d .. "/none.db", d .. "/none.db") or false)
     end)
 
+    it("runs the same queries on PostgreSQL, read-only, its URL from the product's "
+       .. "environment, and never shows the password", function()
+        local pg = postgres.start()
+        finally(pg.stop)
+        pg.psql("CREATE TABLE users(name TEXT, creation_ts BIGINT, appservice_id TEXT); "
+            .. "INSERT INTO users VALUES ('a', 1, NULL), ('b', 2, 'irc'), ('c', 3, NULL);")
+        local pid = tonumber(h.sh("DATABASE_URL=" .. h.quote(pg.url) .. " bash -c "
+            .. "'exec -a fakeproduct sleep 600' >/dev/null 2>&1 & echo $!"))
+        finally(function() h.sh("kill " .. pid) end)
+        local queries = [[queries = {
+      total = "SELECT count(*) AS n FROM users",
+      native = "SELECT count(*) AS n FROM users WHERE appservice_id IS NULL AND creation_ts < :t",
+      write = "CREATE TABLE x (a int)",
+      missing = "SELECT count(*) FROM nope" },
+  params = { t = 3 } ]]
+        local fields = field("total", "int", "return ctx.sources.db.total[1].n", 'source = "db",')
+            .. field("native", "int", "return ctx.sources.db.native[1].n", 'source = "db",')
+            .. field("write", "int", "return #ctx.sources.db.write", 'source = "db",')
+            .. field("missing", "int", "return #ctx.sources.db.missing", 'source = "db",')
+            .. field("engine", "string", "return ctx.sources.db.engine .. ' '"
+                .. " .. ctx.sources.db.version", 'source = "db",')
+        local dir = product('{ name = "db", kind = "sql", description = "the database", '
+            .. 'database = function(ctx) return ctx.process.env("DATABASE_URL") end, '
+            .. queries .. "},", fields,
+            'process = { command = "^fakeproduct", env = { "DATABASE_URL" } },')
+        local r = show(dir)
+        assert.are.equal(0, r.code, r.err)
+        local out = json.decode(r.out)
+        assert.are.same({ 3, 1, json.null, json.null }, { out.total, out.native, out.write,
+                                                          out.missing })
+        assert.matches("^postgresql 15%.%d+$", out.engine)
+        assert.matches("query 'write': .-read%-only transaction", r.err)
+        assert.matches("query 'missing': .-nope", r.err)
+        -- the same queries on a SQLite copy give the same figures
+        local d = h.tmpdir()
+        h.sh("sqlite3 " .. d .. "/db \"CREATE TABLE users(name TEXT, creation_ts INTEGER, "
+            .. "appservice_id TEXT); INSERT INTO users VALUES ('a', 1, NULL), ('b', 2, 'irc'), "
+            .. "('c', 3, NULL);\"")
+        local lite = product(string.format('{ name = "db", kind = "sql", description = "d", '
+            .. "database = %q, ", d .. "/db") .. queries .. "},", fields)
+        local lout = json.decode(show(lite).out)
+        assert.are.same({ out.total, out.native }, { lout.total, lout.native })
+        -- a wrong password fails the fields, and no output holds either password
+        local bad = pg.url:gsub(":" .. pg.password:gsub("%p", "%%%0") .. "@", ":wrong-pass-xyz@")
+        assert.is_truthy(bad:find("wrong-pass-xyz", 1, true))
+        dir = product(string.format('{ name = "db", kind = "sql", description = "d", '
+            .. 'database = %q, queries = { n = "SELECT 1 AS n" } },', bad),
+            field("n", "int", "return ctx.sources.db.n[1].n", 'source = "db",'))
+        r = show(dir)
+        assert.are.equal(0, r.code, r.err)
+        assert.matches("field 'n': source 'db' failed: .-password authentication failed", r.err)
+        local docs = h.run({ "docs", "p", "--scripts", dir }).out
+        for _, text in ipairs({ r.out, r.err, docs, show(dir, { "--explain" }).out }) do
+            assert.is_nil(text:find("wrong-pass-xyz", 1, true))
+            assert.is_nil(text:find(pg.password, 1, true))
+        end
+        -- a query that hangs ends at the source's timeout
+        dir = product(string.format('{ name = "db", kind = "sql", description = "d", '
+            .. 'database = %q, timeout = "1s", queries = { n = "SELECT pg_sleep(30)" } },',
+            pg.url), field("n", "int", "return #ctx.sources.db.n", 'source = "db",'))
+        r = show(dir)
+        assert.are.equal(0, r.code, r.err)
+        assert.matches("source 'db' failed: timed out after 1 s", r.err)
+    end)
+
     it("computes a source's options from another source and the product's process", function()
         local d = product_files()
         local pid = tonumber(h.sh("DATA_DIR=" .. d .. " PASSWORD=s3cret-env "
@@ -338,7 +404,7 @@ process = { command = "^fakeproduct" },
         local d = h.spawn({ "run", "--scripts", dir, "--data-dir", h.tmpdir() })
         h.wait_for(d.err, "msg=started")
         write("2")
-        h.wait_for(d.err, 'msg="reloaded".-version=2')
+        h.wait_for(d.err, 'msg=reloaded.-version=2')
         h.sh("kill -TERM " .. d.pid)
         assert.are.equal(0, h.exit_code(d, 15))
     end)
