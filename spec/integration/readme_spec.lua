@@ -22,4 +22,19 @@ describe("README example #integration", function()
         assert.matches('^{"instance":"[^"]+","rooms":4,"memory":{"rss":%d+,"total":%d+},'
             .. '"version":null}\n$', r.out)
     end)
+
+    it("declares sources as the README shows them", function()
+        local fragment = h.slurp("README.md"):match("### Reading the product.-```lua\n(.-)```")
+        local dir = h.tmpdir()
+        h.write(dir .. "/demo.lua", 'local F = require("phonehome.fields")\nreturn {\n'
+            .. 'name = "demo", description = "d", endpoint = "https://example.org/r",\n'
+            .. 'schedule = { first = "1h", interval = "1h" }, optout = { default = "on" },\n'
+            .. 'disclosure = { on = "on", off = "off" },\n' .. fragment .. "}\n")
+        local r = h.run({ "check", "--scripts", dir })
+        assert.are.equal("", r.err)
+        assert.are.equal(0, r.code)
+        r = h.run({ "docs", "demo", "--scripts", dir })
+        assert.matches("### `db` %(sql%)", r.out)
+        assert.matches("SELECT COUNT%(%*%) AS n FROM users", r.out)
+    end)
 end)

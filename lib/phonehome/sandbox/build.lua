@@ -42,15 +42,16 @@ local function compute(f, ctx, path, report)
             local msg = (type(res) == "string" or type(res) == "number") and tostring(res)
                 or "(error object is a " .. type(res) .. " value)"
             explained.error = msg
-            if f.fallback ~= nil then
+            if report.dry and current.source_failed then
+                -- a check that read no source: nothing to say about this field
+                if f.fallback == nil and not f.null then report.unread[path] = true end
+                return f.fallback
+            elseif f.fallback ~= nil then
                 report.warn(f, path, msg .. "; the fallback " .. tostring(f.fallback)
                     .. " is reported")
                 return f.fallback
             elseif f.null then
                 report.warn(f, path, msg)
-            elseif report.dry and current.source_failed then
-                report.warn(f, path, msg)
-                report.unread[path] = true
             else
                 report.fail(f, path, msg)
             end

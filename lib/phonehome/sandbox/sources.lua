@@ -34,7 +34,9 @@ local function parse_env(text)
                 end
                 if not close then return nil, "line " .. n .. ": unterminated quote" end
                 local v = rest:sub(2, close - 1)
-                if q == '"' then v = v:gsub("\\(.)", { n = "\n", t = "\t" }) end
+                if q == '"' then
+                    v = v:gsub("\\(.)", function(c) return ({ n = "\n", t = "\t" })[c] or c end)
+                end
                 t[name] = v
             else
                 t[name] = (rest:gsub("%s+#.*$", ""):gsub("%s+$", ""))

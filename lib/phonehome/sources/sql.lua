@@ -23,9 +23,14 @@ function M.placeholders(sql, style)
         local c = sql:sub(i, i)
         local j
         if c == "'" or c == '"' then
+            -- to the closing quote; a doubled quote is one quote inside
             j = i
-            repeat j = sql:find(c, j + 1, true) or n
-            until sql:sub(j + 1, j + 1) ~= c or j >= n
+            while true do
+                j = sql:find(c, j + 1, true)
+                if not j then j = n break end
+                if sql:sub(j + 1, j + 1) ~= c then break end
+                j = j + 1
+            end
             out[#out + 1] = sql:sub(i, j)
         elseif sql:sub(i, i + 1) == "--" then
             j = (sql:find("\n", i, true) or n)
