@@ -12,7 +12,8 @@ describe("phonehome.sources.sql", function()
     end)
 
     it("leaves strings, quoted names, comments and casts alone", function()
-        local q = "SELECT ':no', \"a:b\", x::int, 'it''s :no' -- :no\n/* :no */ FROM t WHERE y = :yes"
+        local q = "SELECT ':no', \"a:b\", x::int, 'it''s :no' -- :no\n/* :no */ FROM t "
+            .. "WHERE y = :yes"
         local text, names = sql.placeholders(q, "postgres")
         assert.are.equal("SELECT ':no', \"a:b\", x::int, 'it''s :no' -- :no\n/* :no */ FROM t "
             .. "WHERE y = $1", text)
