@@ -1,0 +1,68 @@
+-- Sources that fail in the ways a product's answers and processes do: malformed JSON and
+-- metrics from a live HTTP server, a product process that goes away and comes back.
+-- #integration
+local json = require("phonehome.json")
+local h = require("support.helper")
+
+local function field(name, ftype, body, src)
+    return string.format('{ name = %q, type = %q, description = "d", null = true, %s '
+        .. "value = function(ctx) %s end },", name, ftype,
+        src and ("source = " .. string.format("%q", src) .. ",") or "", body)
+end
+
+local function show(dir)
+    return h.run({ "show", "p", "--scripts", dir, "--data-dir", dir .. "/data" }, nil, 60)
+end
+
+describe("sources that fail #integration", function()
+    after_each(h.cleanup)
+
+    it("malformed JSON and malformed metrics fail only their fields, naming the line",
+       function()
+        local root = h.tmpdir()
+        h.write(root .. "/bad.json", '{"a": 1,}')
+        h.write(root .. "/good.json", '{"a": 1}')
+        h.write(root .. "/metrics", "up 1\nup{job=\"x} 2\n")
+        local api = h.endpoint("serve:" .. root)
+        local dir = h.tmpdir()
+        h.write(dir .. "/p.lua", h.script("p", field("bad", "int", "return ctx.sources.bad.a",
+            "bad") .. field("good", "int", "return ctx.sources.good.a", "good")
+            .. field("up", "number", "return ctx.sources.m:value('up')", "m"),
+            string.format([[sources = {
+    { name = "bad", kind = "http", description = "d", url = %q },
+    { name = "good", kind = "http", description = "d", url = %q },
+    { name = "m", kind = "prometheus", description = "d", url = %q },
+},]], api.url .. "/bad.json", api.url .. "/good.json", api.url .. "/metrics")))
+        local r = show(dir)
+        assert.are.equal(0, r.code, r.err)
+        assert.are.same({ bad = json.null, good = 1, up = json.null }, json.decode(r.out))
+        assert.matches("field 'bad': source 'bad': .-bad.json: ", r.err)
+        assert.matches("field 'up': source 'm': .-/metrics: line 2", r.err)
+        api.stop()
+    end)
+
+    it("finds the product's process again after it restarts, and fails only the fields "
+       .. "that read it while it is gone", function()
+        local function start()
+            return tonumber(h.sh("MODE=m bash -c 'exec -a fakeproduct2 sleep 600' "
+                .. ">/dev/null 2>&1 & echo $!"))
+        end
+        local dir = h.tmpdir()
+        h.write(dir .. "/p.lua", h.script("p", field("pid", "int", "return ctx.process.pid")
+            .. field("mode", "string", "return ctx.process.env('MODE')")
+            .. field("n", "int", "return 1"),
+            'process = { command = "^fakeproduct2", env = { "MODE" } },'))
+        local first = start()
+        local r = show(dir)
+        assert.are.same({ pid = first, mode = "m", n = 1 }, json.decode(r.out))
+        h.sh("kill " .. first .. "; while kill -0 " .. first .. " 2>/dev/null; do sleep 0.02; done")
+        r = show(dir)
+        assert.are.equal(0, r.code, r.err)
+        assert.are.same({ pid = json.null, mode = json.null, n = 1 }, json.decode(r.out))
+        assert.matches("field 'pid': no process matches command=%^fakeproduct2", r.err)
+        local second = start()
+        finally(function() h.sh("kill " .. second) end)
+        r = show(dir)
+        assert.are.same({ pid = second, mode = "m", n = 1 }, json.decode(r.out))
+    end)
+end)
