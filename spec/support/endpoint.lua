@@ -2,7 +2,8 @@
 -- collector's own HTTP code) that answers successive requests from a plan and logs each.
 -- usage: lua5.4 spec/support/endpoint.lua BUILD DIR PLAN
 -- PLAN: answers in order, the last repeated: "201", "400", "429/2" (Retry-After: 2),
--- "503/date:9999" (Retry-After: Fri, 31 Dec 9999 23:59:59 GMT), "301>URL" (Location: URL).
+-- "503/date:9999" (Retry-After: Fri, 31 Dec 9999 23:59:59 GMT), "301>URL" (Location: URL),
+-- "200~" (a body that is not JSON).
 -- Writes DIR/port, one line per request to DIR/requests: "n status key bytes path time",
 -- and each request's body to DIR/body-N.
 -- PLAN "serve:ROOT" answers as a product's API instead: GET or POST /NAME gives the file
@@ -14,13 +15,15 @@ local core = require("phonehome.core")
 
 local answers = {}
 for item in (plan:match("^serve:") and "" or plan):gmatch("[^,]+") do
+    local text = item:match("~$") ~= nil
+    item = item:gsub("~$", "")
     local status, after, location = item:match("^(%d+)/?([^>]*)>?(.*)$")
     local year = after:match("^date:(%d+)$")
     if year then after = "Fri, 31 Dec " .. year .. " 23:59:59 GMT" end
     local headers = {}
     if after ~= "" then headers["Retry-After"] = after end
     if location ~= "" then headers["Location"] = location end
-    answers[#answers + 1] = { status = tonumber(status), headers = headers }
+    answers[#answers + 1] = { status = tonumber(status), headers = headers, text = text }
 end
 
 local root = plan:match("^serve:(.*)$")
@@ -55,7 +58,11 @@ local server = assert(core.httpd({ listen = "127.0.0.1:0", handler = function(re
     else
         status, body, ctype, headers = a.status, '{"answer":' .. a.status .. "}",
             "application/json", a.headers
+        if a.text then body, ctype = "thanks", "text/plain" end
     end
+    local hf = io.open(dir .. "/headers-" .. n, "w")
+    for k, v in pairs(req.headers) do hf:write(k, ": ", v, "\n") end
+    hf:close()
     local b = io.open(dir .. "/body-" .. n, "w")
     b:write(req.body)
     b:close()

@@ -80,6 +80,15 @@ function M.spawn(args, env, bin)
     return M.spawn_shell(command(args, env, bin))
 end
 
+-- The names in a directory, sorted ({} when it does not exist).
+function M.ls(dir)
+    local out = {}
+    local p = io.popen("ls -A " .. M.quote(dir) .. " 2>/dev/null")
+    for name in p:lines() do out[#out + 1] = name end
+    p:close()
+    return out
+end
+
 -- Asserts that text holds expected, as plain text.
 function M.has(expected, text)
     assert(text:find(expected, 1, true), "expected '" .. expected .. "' in '" .. text .. "'")
@@ -126,7 +135,8 @@ function M.endpoint(plan)
                 line:match("^(%d+) (%d+) (%S+) (%d+) (%S+) (%S+)$")
             out[#out + 1] = { n = tonumber(n), status = tonumber(status), key = key,
                               bytes = tonumber(bytes), path = path, time = tonumber(t),
-                              body = M.slurp(d .. "/body-" .. n) }
+                              body = M.slurp(d .. "/body-" .. n),
+                              headers = M.slurp(d .. "/headers-" .. n) }
         end
         f:close()
         return out

@@ -85,7 +85,7 @@ function M.open(ctx, name)
     return sandbox.open_in(ctx.scripts, name)
 end
 
--- build_once(ctx, p, pid, dry) -> json, warnings, fetched, explain | nil, problems: a
+-- build_once(ctx, p, pid, dry) -> json, warnings, info | nil, problems: a
 -- product's report
 -- with the command line's settings, built as the daemon would build it now from the
 -- data directory (its last report, its schedule state). A dry build (check) touches no
@@ -114,7 +114,7 @@ function M.build_once(ctx, p, pid, dry)
     if body then
         for _, w in ipairs(problems) do log.warn({ product = p.name, msg = w }) end
     end
-    return body, problems, res[3], res[4]
+    return body, problems, res[3] or {}
 end
 
 return M

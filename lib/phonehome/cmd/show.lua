@@ -73,15 +73,15 @@ function M.run(ctx)
     if not pid then return context.fail(err) end
     local p, problems = context.open(ctx, ctx.args[1])
     if not p then return context.fail(table.concat(problems, "\n")) end
-    local body, fetched, times
-    body, problems, fetched, times = context.build_once(ctx, p, pid)
+    local body, info
+    body, problems, info = context.build_once(ctx, p, pid)
     p:close()
     if not body then
         for _, e in ipairs(problems) do io.stderr:write("phonehome: ", p.name, ": ", e, "\n") end
         return 1
     end
     if ctx.options.explain then
-        io.stdout:write(explain(p.def, body, fetched or {}, times or {}))
+        io.stdout:write(explain(p.def, body, info.fetched or {}, info.times or {}))
     else
         io.stdout:write(body, "\n")
     end

@@ -8,6 +8,8 @@
 --   product    the handle to its sandbox (phonehome.sandbox)
 --   def        its definition as plain data
 --   settings   its typed settings from --set and --config, defaults applied
+--   read_settings  the same with what the last build read from the product's own config
+--              (the endpoint it names, for delivery)
 --   sending    whether it may send now; reason: the switch that decided it
 --   state      persisted in the data directory: last_sent, next_due, last_built,
 --              last_result, reloads, reload_error, process (the target's CPU time at the
@@ -122,6 +124,14 @@ local function flush(D, p)
             p.state.last_result = result .. (detail and (": " .. detail) or "")
             M.save(D, p)
             if result == "rejected" then p.failed = true end
+        elseif result == "failed" and p.def.delivery.drop_failed then
+            -- the product never resends a report (Synapse, Coroot, ...): neither do we
+            p.spool:remove(e)
+            p.state.last_result = "failed, dropped: " .. tostring(detail)
+            p.failed = true
+            log.warn({ product = p.name, msg = "report dropped: the product does not resend",
+                       error = detail })
+            M.save(D, p)
         else
             p.state.last_result = result .. ": " .. tostring(detail)
             p.failed = result ~= "stopped"
@@ -162,7 +172,7 @@ function M.build(D, p, dry, decide_hook)
     local hooks = { decide = decide_hook and function(product_settings)
         return decide_hook(target, product_settings)
     end }
-    local body, problems, fetched, explain = p.product:build({
+    local body, problems, info = p.product:build({
         settings = p.settings, settings_given = given(D, p.name), dry = dry,
         pid = target.pid, pid_error = target.error, session_id = D.session_id,
         instance_id = dry and core.uuid() or datadir.instance_id(D.data_dir, p.def),
@@ -175,7 +185,7 @@ function M.build(D, p, dry, decide_hook)
         p.state.process = { pid = proc.pid, start_time = proc.start_time, time = core.time(),
                             cpu = proc.user_cpu + proc.system_cpu }
     end
-    return body, problems, fetched, explain
+    return body, problems, info
 end
 
 -- One scheduled report: decide, build, keep the last report, spool, deliver.
@@ -187,7 +197,7 @@ local function report(D, p)
         return
     end
     p.building = true
-    local built, body, problems = pcall(M.build, D, p, false, function(target,
+    local built, body, problems, info = pcall(M.build, D, p, false, function(target,
                                                                         product_settings)
         p.sending, p.reason = decide(D, p, target, product_settings)
         if p.sending == nil then error(p.reason, 0) end
@@ -208,6 +218,7 @@ local function report(D, p)
     end
     for _, w in ipairs(problems) do log.warn({ product = p.name, msg = w }) end
     p.state.last_built = core.time()
+    p.read_settings = info and info.settings or nil
     p.previous = json.decode(body) or false
     datadir.write_last_report(D.data_dir, p.def, body)
     if not p.sending or D.dry_run then

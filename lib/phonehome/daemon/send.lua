@@ -5,6 +5,7 @@
 local async = require("phonehome.base.async")
 local core = require("phonehome.core")
 local delivery = require("phonehome.definition.delivery")
+local json = require("phonehome.json")
 local log = require("phonehome.base.log")
 
 local M = {}
@@ -17,9 +18,11 @@ local function member(list, v)
 end
 
 -- send(p, entry, opts) -> "delivered" | "rejected" | "failed" | "stopped", detail.
--- p: { name, def, settings }; opts: base, scale, stopping (function), sending (function).
+-- p: { name, def, settings [, read_settings: as the last build read them from the product
+-- itself] }; opts: base, scale, stopping (function), sending (function).
 function M.send(p, entry, opts)
-    local url, parts = delivery.target(p.def, p.settings, opts.base, core.url_parse)
+    local settings = p.read_settings or p.settings
+    local url, parts = delivery.target(p.def, settings, opts.base, core.url_parse)
     if not url then
         local err = parts
         log.error({ product = p.name, msg = "cannot send", error = err })
@@ -27,6 +30,9 @@ function M.send(p, entry, opts)
     end
     local d = p.def.delivery
     local bodies = delivery.bodies(p.def, entry.body)
+    local agent = delivery.user_agent(d, d.user_agent and json.decode(entry.body), M.USER_AGENT)
+    local headers = { "Content-Type: application/json" }
+    for _, hd in ipairs(d.headers) do headers[#headers + 1] = hd end
     for i, body in ipairs(bodies) do
         local key = #bodies > 1 and (entry.key .. "-" .. i) or entry.key
         local attempt = 0
@@ -34,11 +40,11 @@ function M.send(p, entry, opts)
             if opts.stopping() then return "stopped", "shutting down" end
             if not opts.sending() then return "stopped", "turned off" end
             attempt = attempt + 1
+            headers[#d.headers + 2] = "Idempotency-Key: " .. key
             local res = async.request({
-                url = url, method = p.def.method, body = body, user_agent = M.USER_AGENT,
-                headers = { "Content-Type: application/json", "Idempotency-Key: " .. key },
-                connect_timeout = d.connect_timeout / 1000, timeout = d.timeout / 1000,
-                ca_file = p.settings.ca_file,
+                url = url, method = p.def.method, body = body, user_agent = agent,
+                headers = headers, connect_timeout = d.connect_timeout / 1000,
+                timeout = d.timeout / 1000, ca_file = settings.ca_file,
             })
             local fields = { product = p.name, url = delivery.redact(url, parts),
                              attempt = attempt, bytes = #body }
@@ -46,6 +52,12 @@ function M.send(p, entry, opts)
             if res.error then
                 fields.msg, fields.error = "transfer failed", res.error
                 retry = res.error ~= "cancelled"
+            elseif res.status >= 200 and res.status < 300 and d.success == "json"
+                and select(2, json.decode(res.body)) ~= nil then
+                -- the product counts only an answer it can read as sent (Synapse)
+                fields.msg, fields.status = "endpoint answered without JSON", res.status
+                fields.response = res.body:sub(1, 200)
+                retry = false
             elseif res.status >= 200 and res.status < 300 then
                 fields.msg, fields.status = "report sent", res.status
                 log.info(fields)
@@ -69,7 +81,7 @@ function M.send(p, entry, opts)
             end
             if not retry or attempt > d.retries then
                 log.warn(fields)
-                return "failed", res.error or ("status " .. res.status)
+                return "failed", res.error or fields.msg .. " (status " .. res.status .. ")"
             end
             local wait = delivery.wait(d, attempt, res.retry_after, math.random)
             fields.retry_in = string.format("%.3fs", wait / opts.scale)

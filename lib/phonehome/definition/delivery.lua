@@ -10,7 +10,8 @@ local M = {}
 
 local delivery_keys = { retries = true, retry_on = true, backoff = true, timeout = true,
                         connect_timeout = true, spool_reports = true, spool_bytes = true,
-                        log_report = true }
+                        log_report = true, user_agent = true, headers = true, success = true,
+                        drop_failed = true, endpoint_setting = true }
 
 -- Retries, backoff and timeouts of delivery, with their defaults.
 function M.check(def, problem)
@@ -24,8 +25,33 @@ function M.check(def, problem)
     if math.type(d.retries) ~= "integer" or d.retries < 0 or d.retries > 20 then
         problem("delivery.retries", "retries must be an integer from 0 to 20")
     end
-    if d.log_report ~= nil and type(d.log_report) ~= "boolean" then
-        problem("delivery.log_report", "log_report must be a boolean")
+    for _, k in ipairs({ "log_report", "drop_failed" }) do
+        if d[k] ~= nil and type(d[k]) ~= "boolean" then
+            problem("delivery." .. k, k .. " must be a boolean")
+        end
+    end
+    if d.user_agent ~= nil and (type(d.user_agent) ~= "string" or d.user_agent:find("%c")) then
+        problem("delivery.user_agent", "user_agent must be one line of text")
+    end
+    d.headers = d.headers or {}
+    for i, hd in ipairs(type(d.headers) == "table" and d.headers or {}) do
+        if type(hd) ~= "string" or not hd:match("^[%w%-]+: [^%c]*$")
+            or hd:lower():match("^content%-type:") or hd:lower():match("^idempotency%-key:") then
+            problem("delivery.headers", "headers[" .. i .. "] must be \"Name: value\" "
+                .. "(Content-Type and Idempotency-Key are phonehome's)")
+        end
+    end
+    d.success = d.success or "2xx"
+    if d.success ~= "2xx" and d.success ~= "json" then
+        problem("delivery.success", "success must be \"2xx\" or \"json\" (a 2xx with a JSON "
+            .. "body)")
+    end
+    if d.endpoint_setting ~= nil then
+        local st = def.settings_by_name and def.settings_by_name[d.endpoint_setting]
+        if not st or st.type ~= "string" then
+            problem("delivery.endpoint_setting", "endpoint_setting must name a declared string "
+                .. "setting")
+        end
     end
     d.retry_on = d.retry_on or { 429, 502, 503, 504 }
     for _, code in ipairs(type(d.retry_on) == "table" and d.retry_on or {}) do
@@ -99,10 +125,13 @@ end
 
 -- url(def, settings, base) -> the URL a report goes to, or nil, reason. --endpoint BASE
 -- sends every product to BASE/v1/report/PRODUCT; else the setting PRODUCT.endpoint; else
--- the script's, with GA4's measurement id and secret.
+-- the product's own (the setting delivery.endpoint_setting names, such as Synapse's
+-- report_stats_endpoint read from its config); else the script's; GA4 with its
+-- measurement id and secret.
 function M.url(def, settings, base)
+    local own = def.delivery.endpoint_setting and settings[def.delivery.endpoint_setting]
     local url = base and (base:gsub("/+$", "") .. "/v1/report/" .. def.name)
-        or settings.endpoint or def.endpoint
+        or settings.endpoint or own or def.endpoint
     if def.format == "ga4" and not base and not settings.endpoint then
         local id, secret = settings["tracking_id.id"], settings["tracking_id.secret"]
         if not id or not secret then
@@ -151,6 +180,21 @@ function M.bodies(def, body)
         out[#out + 1] = json.encode({ client_id = v.client_id, events = chunk })
     end
     return out
+end
+
+-- user_agent(d, report) -> the User-Agent of a report: the definition's, each {path}
+-- replaced by the report's field at that dotted path ("Synapse/{server_version}"), or
+-- "unknown" when it has none; else phonehome's own (default).
+function M.user_agent(d, report, default)
+    if not d.user_agent then return default end
+    return (d.user_agent:gsub("{([%w_%.%-]+)}", function(path)
+        local v = report
+        for part in path:gmatch("[^%.]+") do v = type(v) == "table" and v[part] or nil end
+        if type(v) == "string" or type(v) == "number" then
+            return (tostring(v):gsub("%c", ""))
+        end
+        return "unknown"
+    end))
 end
 
 M.MAX_WAIT = 3600   -- seconds: no answer makes a product wait longer before a retry

@@ -92,7 +92,8 @@ function M.plan(source, chunkname, opts, fetched)
     return out
 end
 
--- build(source, chunkname, opts, fetched) -> json, warnings, explain | nil, errors: loads the
+-- build(source, chunkname, opts, fetched) -> json, warnings, { times, settings } | nil,
+-- errors: loads the
 -- script, then builds its report from what was read of its sources. Each call runs in a
 -- process of its own, on a copy of a state that has never run the script, so the script
 -- is loaded again every time. opts as for context, and dry: a check that read no source
@@ -119,12 +120,20 @@ function M.build(source, chunkname, opts, fetched)
                 .. "); phonehome's own is used"
         end
     end
+    -- the settings as built with, copied before any field function could change them
+    local function copy(v)
+        if type(v) ~= "table" then return v end
+        local c = {}
+        for k, x in pairs(v) do c[k] = copy(x) end
+        return c
+    end
+    local used = copy(ctx.settings)
     local body, problems, explain = build.build(def, ctx, function(path, line)
         return state.where("fields." .. path, line)
     end, opts.dry)
     if body then
         table.move(problems, 1, #problems, #warnings + 1, warnings)
-        return body, warnings, explain
+        return body, warnings, { times = explain, settings = used }
     end
     return body, problems
 end

@@ -146,9 +146,10 @@ function Product:read_sources(opts, hooks)
 end
 
 -- build(opts [, hooks]) -> json, warnings | nil, errors | false (not to be built: see
--- read_sources), then what was read of the sources and, per field, the time its function
--- took (for `show --explain`). opts as for
--- entry.build; opts.dry reads no source.
+-- read_sources), then info: { fetched = what was read of the sources, times = per field
+-- path { ms, error } (for `show --explain`), settings = the settings the report was built
+-- with, the product's own config applied }. opts as for entry.build; opts.dry reads no
+-- source.
 function Product:build(opts, hooks)
     local fetched, warnings = {}, {}
     if #self.def.sources > 0 and not opts.dry then
@@ -157,12 +158,15 @@ function Product:build(opts, hooks)
     elseif hooks and hooks.decide and not hooks.decide(opts.settings) then
         return false
     end
+    local info = { fetched = fetched }
     local ok, out, problems, at = call(self.sandbox, "build", self.source, "@" .. self.path,
                                        opts, fetched)
-    if not ok then return nil, self:failure(out, problems, at), fetched end
-    if out == nil then return nil, problems, fetched end
+    if not ok then return nil, self:failure(out, problems, at), info end
+    if out == nil then return nil, problems, info end
     table.move(warnings, 1, #warnings, #problems + 1, problems)
-    return out, problems, fetched, at  -- at: on success, the explanation per field
+    -- on success, at is the build's own account: times and settings
+    info.times, info.settings = at.times, at.settings
+    return out, problems, info
 end
 
 -- Nothing to free: the product's calls left with their processes.
