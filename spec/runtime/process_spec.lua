@@ -3,16 +3,6 @@
 local core = require("phonehome.core")
 local h = require("support.helper")
 
--- Waits (up to 10 s) until fn() returns a true value; returns it.
-local function wait_until(fn, what)
-    for _ = 1, 500 do
-        local v = fn()
-        if v then return v end
-        h.sh("sleep 0.02")
-    end
-    error("timed out waiting for " .. what)
-end
-
 -- The state of a process (R, S, Z...), from /proc/PID/stat.
 local function state(pid)
     local f = io.open("/proc/" .. pid .. "/stat")
@@ -71,7 +61,7 @@ describe("process probes of another process", function()
     local function start(cmd, program, argv0)
         local pid = math.tointeger(tonumber(h.sh(cmd .. " >/dev/null 2>&1 & echo $!")))
         children[#children + 1] = pid
-        wait_until(function()
+        h.wait_until(function()
             local exe, argv = core.process_exe(pid), core.process_cmdline(pid)
             return exe and exe:match("[^/]*$") == program and state(pid) == "S"
                 and (not argv0 or argv and argv[1] == argv0)
@@ -110,7 +100,7 @@ describe("process probes of another process", function()
         local f = assert(io.popen("echo $$; exec " .. h.quote(d .. "/" .. name) .. " 30"))
         local pid = math.tointeger(tonumber(f:read("l")))
         children[#children + 1] = pid
-        local p = wait_until(function()
+        local p = h.wait_until(function()
             local q = core.process(pid)
             return q and q.comm == name and q
         end, "the program to run")
@@ -177,7 +167,7 @@ describe("process probes of another process", function()
         -- the parent execs a program that never waits: its exited child stays a zombie
         local parent = start("sh -c 'sleep 0 & echo $! >" .. d .. "/z; exec sleep 30'", "sleep")
         local z = math.tointeger(tonumber(h.wait_for(d .. "/z", "(%d+)")))
-        wait_until(function() return state(z) == "Z" end, "the child to exit")
+        h.wait_until(function() return state(z) == "Z" end, "the child to exit")
         local p = assert(core.process(z))
         assert.are.equal(0, p.rss)
         assert.are.equal(parent, p.ppid)
@@ -194,7 +184,7 @@ describe("process probes of another process", function()
         assert.is_table(core.process_cgroup(z).paths)
         -- once its parent is gone, it is reaped
         h.sh("kill -9 " .. parent)
-        wait_until(function() return not core.process(z) end, "the child to be reaped")
+        h.wait_until(function() return not core.process(z) end, "the child to be reaped")
         assert.are.equal("no process with pid " .. z, select(2, core.process_environ(z)))
     end)
 

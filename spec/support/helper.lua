@@ -111,6 +111,16 @@ function M.wait_for(path, pattern, seconds)
         .. (f and f:read("a") or ""))
 end
 
+-- Waits (up to 10 s) until fn() returns a true value; returns it.
+function M.wait_until(fn, what)
+    for _ = 1, 500 do
+        local v = fn()
+        if v then return v end
+        M.sh("sleep 0.02")
+    end
+    error("timed out waiting for " .. what)
+end
+
 -- The exit code of a spawned process, waiting for it (up to seconds, default 10).
 function M.exit_code(proc, seconds)
     return tonumber(M.wait_for(proc.dir .. "/code", "(%d+)", seconds))

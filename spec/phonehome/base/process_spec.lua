@@ -3,16 +3,6 @@ local core = require("phonehome.core")
 local process = require("phonehome.base.process")
 local h = require("support.helper")
 
--- Waits (up to 10 s) until fn() returns a true value; returns it.
-local function wait_until(fn, what)
-    for _ = 1, 500 do
-        local v = fn()
-        if v then return v end
-        h.sh("sleep 0.02")
-    end
-    error("timed out waiting for " .. what)
-end
-
 describe("process.find", function()
     local children, popened, bin, server = {}, {}, nil, nil
     local serial = 0
@@ -52,13 +42,13 @@ describe("process.find", function()
         local pid = math.tointeger(tonumber(h.sh("bash -c " .. h.quote(exec .. server.path
             .. " " .. args) .. " >/dev/null 2>&1 & echo $!")))
         children[#children + 1] = pid
-        wait_until(function() return ready(pid) end, "the server")
+        h.wait_until(function() return ready(pid) end, "the server")
         return pid
     end
 
     local function stop(pid)
         h.sh("kill -9 " .. pid)
-        wait_until(function()
+        h.wait_until(function()
             local argv = core.process_cmdline(pid)
             return not argv or #argv == 0
         end, "the server to exit")
@@ -115,7 +105,7 @@ describe("process.find", function()
         local f = assert(io.popen("echo $$; exec " .. server.path .. " 30"))
         local child = math.tointeger(tonumber(f:read("l")))
         popened[#popened + 1] = { pid = child, file = f }
-        wait_until(function() return ready(child) end, "the child")
+        h.wait_until(function() return ready(child) end, "the child")
         assert.are.equal(core.process().pid, core.process(child).ppid)
         assert.is_nil(process.find({ exe = server.name }))
         -- this very command line may be another run's too, but never this process's
