@@ -404,7 +404,7 @@ process = { command = "^fakeproduct" },
         local d = h.spawn({ "run", "--scripts", dir, "--data-dir", h.tmpdir() })
         h.wait_for(d.err, "msg=started")
         write("2")
-        h.wait_for(d.err, 'msg=reloaded.-version=2')
+        h.wait_for(d.err, 'msg=reloaded.-version=2', 30)
         h.sh("kill -TERM " .. d.pid)
         assert.are.equal(0, h.exit_code(d, 15))
     end)

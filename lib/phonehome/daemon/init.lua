@@ -115,16 +115,19 @@ function M.run(ctx)
         io.stderr:write("phonehome: no product could be started\n")
         return 1
     end
-    for _, p in ipairs(D.products) do runner.start(D, p) end
     local stop, handles = handle_signals(D)
+    if not D.once then
+        -- armed before any product says it started: a script changed after that line is
+        -- seen; the watch is closed with the signals when the daemon stops
+        handles[#handles + 1] = watch.start(ctx.scripts, function(changed)
+            reload.rescan(D, changed)
+        end)
+    end
+    for _, p in ipairs(D.products) do runner.start(D, p) end
     local code = 0
     if D.once then
         code = run_once(D, stop)
     else
-        -- the watch is closed with the signals when the daemon stops
-        handles[#handles + 1] = watch.start(ctx.scripts, function(changed)
-            reload.rescan(D, changed)
-        end)
         core.run()
     end
     for _, p in ipairs(D.products) do p.product:close() end

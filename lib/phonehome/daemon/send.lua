@@ -81,7 +81,8 @@ function M.send(p, entry, opts)
             end
             if not retry or attempt > d.retries then
                 log.warn(fields)
-                return "failed", res.error or fields.msg .. " (status " .. res.status .. ")"
+                return "failed", res.error or ("status " .. res.status
+                    .. (d.success == "json" and res.status < 300 and ", not JSON" or ""))
             end
             local wait = delivery.wait(d, attempt, res.retry_after, math.random)
             fields.retry_in = string.format("%.3fs", wait / opts.scale)

@@ -129,7 +129,8 @@ end
 -- report_stats_endpoint read from its config); else the script's; GA4 with its
 -- measurement id and secret.
 function M.url(def, settings, base)
-    local own = def.delivery.endpoint_setting and settings[def.delivery.endpoint_setting]
+    local name = def.delivery and def.delivery.endpoint_setting
+    local own = name and settings[name]
     local url = base and (base:gsub("/+$", "") .. "/v1/report/" .. def.name)
         or settings.endpoint or own or def.endpoint
     if def.format == "ga4" and not base and not settings.endpoint then
