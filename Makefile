@@ -31,7 +31,7 @@ PARTS      = $(PART_NAMES:%=$(BUILD)/lib/phonehome/%.so)
 DEBS = make gcc pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check \
        libuv1-dev libcurl4-openssl-dev uuid-dev libmicrohttpd-dev libsqlite3-dev \
        libjansson-dev lua-yaml lua-inifile cppcheck clang-format curl wrk openssl libpq-dev \
-       postgresql
+       postgresql sqlite3
 DEPS_STAMP = $(BUILD)/.deps
 
 BUSTED = $(LUA) /usr/bin/busted
@@ -147,6 +147,7 @@ bench: all
 	$(Q)$(LUA) bench/collect.lua $(BUILD) 10
 	$(Q)$(LUA) bench/run.lua $(BUILD) 60
 	$(Q)$(LUA) bench/reload.lua $(BUILD) 1000
+	$(Q)$(LUA) bench/sources.lua $(BUILD) 50
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/phonehome/scripts \
