@@ -412,6 +412,8 @@ return {
     endpoint = "https://www.google-analytics.com/mp/collect",
     method = "POST",
     format = "ga4",
+    -- httpc sends no User-Agent, tries once and forgets a report that failed
+    delivery = { retries = 0, drop_failed = true, user_agent = "" },
     identity = {
         field = "client_id", sources = { "config", "db" },
         value = function(ctx)

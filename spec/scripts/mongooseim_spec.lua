@@ -242,6 +242,23 @@ describe("mongooseim #integration", function()
         assert.are.equal(h.slurp(dd .. "/mongooseim/instance.id"):match("%S+"), sent.client_id)
     end)
 
+    it("sends once, without a User-Agent, and drops a report that failed", function()
+        local api = graphql_api()
+        finally(api.stop)
+        local ep = h.endpoint("503")
+        finally(ep.stop)
+        local dd = h.tmpdir()
+        local r = h.run({ "run", "--once", "mongooseim", "--scripts", "scripts", "--data-dir",
+                          dd, "--endpoint", ep.url, "--set", "mongooseim.config="
+                              .. config(api, nil, no_cluster_db) }, nil, 60)
+        assert.are.equal(1, r.code, r.err)  -- a report that failed
+        -- httpc's request: no User-Agent, no retry, and no resend from disk
+        assert.are.equal(1, #ep.requests())
+        assert.is_nil(ep.requests()[1].headers:lower():find("user-agent", 1, true))
+        assert.matches('msg="report dropped: the product does not resend"', r.err, 1, true)
+        assert.are.same({}, h.ls(dd .. "/mongooseim/spool"))
+    end)
+
     it("fails the report, with the reason, when the GraphQL API refuses or answers errors",
        function()
         local api = graphql_api()
