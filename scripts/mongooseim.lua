@@ -418,7 +418,9 @@ return {
         field = "client_id", sources = { "config", "db" },
         value = function(ctx)
             -- without an RDBMS pool the id lives in Mnesia or CETS: phonehome keeps its own
-            if not rdbms_pool(ctx.sources.config) then return ctx.instance_id end
+            -- (and without a config there is no report, nor anything to warn about)
+            local ok, config = pcall(function() return ctx.sources.config end)
+            if not ok or not rdbms_pool(config) then return ctx.instance_id end
             return ctx.sources.db.cluster_id[1].v
         end,
     },

@@ -272,34 +272,13 @@ describe("mongooseim", function()
     after_each(h.cleanup)
 
     it("sends the GA4 shape with every documented event", function()
-        -- a node's mongooseim.toml and its admin GraphQL API (spec/fixtures/mongooseim)
+        -- a node's mongooseim.toml and its admin GraphQL API (spec/fixtures/mongooseim);
+        -- external components are known to the node only: an operator's setting
         local api = h.endpoint("serve:spec/fixtures/mongooseim/api")
         finally(api.stop)
-        local toml = h.write(h.tmpdir() .. "/mongooseim.toml", [=[
-[general]
-  hosts = ["localhost"]
-[[listen.http]]
-  port = 5280
-  [[listen.http.handlers.mongoose_client_api]]
-    host = "_"
-    path = "/api"
-  [[listen.http.handlers.mod_websockets]]
-    host = "_"
-    path = "/ws-xmpp"
-[[listen.c2s]]
-  port = 5222
-  tls.mode = "starttls"
-  tls.module = "fast_tls"
-[outgoing_pools.rdbms.default]
-  scope = "host_type"
-[modules.mod_vcard]
-  backend = "rdbms"
-[modules.mod_mam]
-  backend = "rdbms"
-]=])
-        -- external components are known to the node only: an operator's setting
         local _, ours = show("mongooseim", string.format("mongooseim = { config = %q, "
-            .. "graphql = %q, component_count = 0 }", toml, api.url .. "/graphql"))
+            .. "graphql = %q, component_count = 0 }", "spec/fixtures/mongooseim/node.toml",
+            api.url .. "/graphql"))
         assert.matches("^%x+%-%x+%-4%x+%-%x+%-%x+$", ours.client_id)
         local names = {}
         for _, e in ipairs(ours.events) do
