@@ -402,8 +402,13 @@ describe("a product's own files #integration", function()
         assert.are.equal(3, rows.coroot.reloads)
         assert.are.equal(coroot_id .. "\n", h.slurp(data .. "/instance.uuid"))
 
+        -- MongooseIM's report is its node's (spec/fixtures/mongooseim)
+        local api = h.endpoint("serve:spec/fixtures/mongooseim/api")
+        finally(api.stop)
         local r = h.run({ "run", "coroot", "electric", "mongooseim", "--once",
-                          "--data-dir", data, "--endpoint", ep.url })
+                          "--data-dir", data, "--endpoint", ep.url,
+                          "--set", "mongooseim.config=spec/fixtures/mongooseim/node.toml",
+                          "--set", "mongooseim.graphql=" .. api.url .. "/graphql" })
         assert.are.equal(0, r.code, r.err)
         local seen = {}
         for _, req in ipairs(ep.requests()) do

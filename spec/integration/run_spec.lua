@@ -11,6 +11,17 @@ local PRODUCTS = { "coroot", "electric", "eventstoredb", "mongooseim", "synapse"
 
 local run, count = h.run_daemon, h.count
 
+-- MongooseIM reads its node: the config and admin GraphQL API of spec/fixtures/mongooseim.
+local function mongooseim_node(args)
+    local api = h.endpoint("serve:spec/fixtures/mongooseim/api")
+    finally(api.stop)
+    for _, a in ipairs({ "--set", "mongooseim.config=spec/fixtures/mongooseim/node.toml",
+                         "--set", "mongooseim.graphql=" .. api.url .. "/graphql" }) do
+        args[#args + 1] = a
+    end
+    return args
+end
+
 describe("phonehome run #integration", function()
     local c
     after_each(function()
@@ -23,8 +34,8 @@ describe("phonehome run #integration", function()
         it("sends every product's report now and exits 0 when all were delivered", function()
             c = collector()
             local data = h.tmpdir()
-            local r = run({ "--once", "--endpoint", c.url, "--data-dir", data,
-                            "--set", "synapse.report_stats=true" })
+            local r = run(mongooseim_node({ "--once", "--endpoint", c.url, "--data-dir", data,
+                                            "--set", "synapse.report_stats=true" }))
             assert.are.equal(0, r.code, r.err)
             local seen = {}
             for _, row in ipairs(c.rows()) do seen[row.product] = (seen[row.product] or 0) + 1 end
@@ -91,7 +102,8 @@ describe("phonehome run #integration", function()
 
     it("--dry-run builds and logs reports and sends nothing", function()
         c = collector()
-        local r = run({ "--once", "--dry-run", "--endpoint", c.url, "--data-dir", h.tmpdir() })
+        local r = run(mongooseim_node({ "--once", "--dry-run", "--endpoint", c.url, "--data-dir",
+                                        h.tmpdir() }))
         assert.are.equal(0, r.code)
         assert.are.equal(4, count(r.err, 'msg="report built, not sent"'))
         assert.matches('reason=%-%-dry%-run report="{', r.err)
@@ -342,10 +354,10 @@ describe("phonehome run #integration", function()
 
         it("counts MongooseIM's milliseconds from the previous report", function()
             local ep = h.endpoint("200")
-            run_for(2.2, { "mongooseim", "--endpoint", ep.url, "--data-dir", h.tmpdir(),
-                           "--set", "mongooseim.initial_report=500",
-                           "--set", "mongooseim.periodic_report=1000",
-                           "--set", 'mongooseim.xmpp_stanza_count={"xmppMessageSent":12}' })
+            -- the node's GraphQL API counts 12 messages sent
+            run_for(2.2, mongooseim_node({ "mongooseim", "--endpoint", ep.url, "--data-dir",
+                                           h.tmpdir(), "--set", "mongooseim.initial_report=500",
+                                           "--set", "mongooseim.periodic_report=1000" }))
             ep.stop()
             local reqs = ep.requests()
             assert.are.equal(2, #reqs)

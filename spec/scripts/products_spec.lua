@@ -272,13 +272,13 @@ describe("mongooseim", function()
     after_each(h.cleanup)
 
     it("sends the GA4 shape with every documented event", function()
-        local _, ours = show("mongooseim", [[mongooseim = {
-            modules = { mod_vcard = { backend = "rdbms" }, mod_mam = { backend = "rdbms" } },
-            http_api = { "mongoose_client_api" }, transport_mechanism = { "tcp", "mod_websockets" },
-            tls_option = { { mode = "starttls", module = "fast_tls" } },
-            outgoing_pool = { "rdbms" },
-            xmpp_stanza_count = { xmppMessageSent = 12, xmppIqReceived = 3 },
-        }]])
+        -- a node's mongooseim.toml and its admin GraphQL API (spec/fixtures/mongooseim);
+        -- external components are known to the node only: an operator's setting
+        local api = h.endpoint("serve:spec/fixtures/mongooseim/api")
+        finally(api.stop)
+        local _, ours = show("mongooseim", string.format("mongooseim = { config = %q, "
+            .. "graphql = %q, component_count = 0 }", "spec/fixtures/mongooseim/node.toml",
+            api.url .. "/graphql"))
         assert.matches("^%x+%-%x+%-4%x+%-%x+%-%x+$", ours.client_id)
         local names = {}
         for _, e in ipairs(ours.events) do
@@ -300,7 +300,8 @@ describe("mongooseim", function()
             table.insert(by[e.name], e.params)
         end
         assert.are.same({ { value = 1 } }, by.host_count)
-        assert.are.same({ { mongoose_client_api = "enabled" } }, by.http_api)
+        assert.are.same({ { mongoose_client_api = "enabled", mod_websockets = "enabled" } },
+            by.http_api)
         assert.are.same({ { tcp = "enabled", mod_websockets = "enabled" } }, by.transport_mechanism)
         assert.are.same({ { mode = "starttls", module = "fast_tls" } }, by.tls_option)
         assert.are.same({ { value = "rdbms" } }, by.outgoing_pool)

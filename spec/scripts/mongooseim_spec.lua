@@ -1,0 +1,300 @@
+-- MongooseIM's system metrics as the real binary builds them beside a node: a
+-- mongooseim.toml in MongooseIM 6.2's format, its admin GraphQL API on 127.0.0.1 answering
+-- in 6.2's shape, and the cluster id in a real PostgreSQL. Every event is checked against
+-- what the fixtures hold. #integration
+local json = require("phonehome.json")
+local h = require("support.helper")
+local postgres = require("support.postgres")
+
+local FIXTURES = "spec/fixtures/mongooseim/"
+local CLUSTER_ID = "8a4c0e36-3c5e-4d5b-9f0e-2d1f7a6b9c01"
+local GQL_PASSWORD = "gql-Pw-9931"
+
+local function replace(text, old, new)
+    local i, j = text:find(old, 1, true)
+    assert(i, "fixture has no " .. old)
+    return text:sub(1, i - 1) .. new .. text:sub(j + 1)
+end
+
+-- The admin GraphQL API: the fixture answer behind basic auth. The endpoint serves the
+-- same file to every POST, so the one answer holds what both queries ask for.
+local function graphql_api()
+    local root = h.tmpdir()
+    h.write(root .. "/graphql", h.slurp(FIXTURES .. "api/graphql"))
+    h.write(root .. "/.auth", "Basic " .. h.sh("printf %s " .. h.quote("admin:" .. GQL_PASSWORD)
+        .. " | base64") .. "\n")
+    return h.endpoint("serve:" .. root)
+end
+
+-- A copy of the fixture config: its admin GraphQL listener on api's port (path /graphql:
+-- the endpoint serves one name a file), its RDBMS pool on pg when given; edit(text) ->
+-- text changes it further.
+local function config(api, pg, edit, name)
+    local text = h.slurp(FIXTURES .. "mongooseim.toml")
+    text = replace(text, "port = 5551", "port = " .. api.port)
+    text = replace(text, 'path = "/api/graphql"\n    schema_endpoint = "admin"',
+                   'path = "/graphql"\n    schema_endpoint = "admin"')
+    text = replace(text, 'password = "secret"', 'password = "' .. GQL_PASSWORD .. '"')
+    if pg then
+        text = replace(text, 'host = "localhost"\n    database = "mongooseim"\n'
+            .. '    username = "mongooseim"\n    password = "mongooseim_secret"\n    port = 5432',
+            string.format('host = "%s"\n    database = "%s"\n    username = "%s"\n'
+                .. '    password = "%s"\n    port = %d', pg.host, pg.dbname, pg.user, pg.password,
+                pg.port))
+    end
+    if edit then text = edit(text) end
+    return h.write(h.tmpdir() .. "/" .. (name or "mongooseim.toml"), text)
+end
+
+-- The RDBMS pool renamed: MongooseIM keeps its cluster id in Mnesia then, out of reach.
+local function no_cluster_db(text)
+    return (text:gsub("outgoing_pools%.rdbms%.default", "outgoing_pools.rdbms.archive"))
+end
+
+-- The cluster id where MongooseIM keeps it (priv/pg.sql's table).
+local function cluster_db()
+    local pg = postgres.start()
+    pg.psql("CREATE TABLE mongoose_cluster_id (k varchar(50) PRIMARY KEY, v text);\n"
+        .. "INSERT INTO mongoose_cluster_id (k, v) VALUES ('cluster_id', '" .. CLUSTER_ID .. "');")
+    return pg
+end
+
+local function show(path, more, data_dir)
+    local args = { "show", "mongooseim", "--scripts", "scripts", "--data-dir",
+                   data_dir or h.tmpdir(), "--set", "mongooseim.config=" .. path }
+    for _, a in ipairs(more or {}) do args[#args + 1] = a end
+    return h.run(args, nil, 60)
+end
+
+-- The modules every host type reports: those loaded anywhere that implement
+-- mongoose_module_metrics, dependencies included (mod_event_pusher starts _http and _push,
+-- mod_mam its pm, muc and rdbms modules, mod_blocking mod_privacy), sorted.
+local MODULES = { "mod_adhoc", "mod_blocking", "mod_disco", "mod_event_pusher",
+    "mod_event_pusher_http", "mod_event_pusher_push", "mod_last", "mod_mam",
+    "mod_mam_cache_user", "mod_mam_muc_rdbms_arch", "mod_mam_pm", "mod_mam_rdbms_arch",
+    "mod_muc", "mod_muc_light", "mod_offline", "mod_privacy", "mod_roster",
+    "mod_stream_management", "mod_vcard" }
+-- The options each host type's loaded modules report: backends as configured or by
+-- default; mod_event_pusher the last of its backends; modules not loaded report none.
+local GLOBAL = { mod_event_pusher = { backend = "push" },
+                 mod_event_pusher_push = { backend = "rdbms" }, mod_mam = { backend = "rdbms" },
+                 mod_muc = { backend = "mnesia", online_backend = "mnesia" },
+                 mod_offline = { backend = "rdbms" }, mod_privacy = { backend = "mnesia" },
+                 mod_roster = { backend = "rdbms" }, mod_vcard = { backend = "rdbms" } }
+local HOST_TYPES = {
+    { "localhost", GLOBAL },
+    { "example.com", { mod_vcard = { backend = "ldap" } } },
+    { "anonymous users", { mod_last = { backend = "mnesia" },
+                           mod_muc_light = { backend = "rdbms" } } },
+    { "premium", GLOBAL },
+}
+
+-- The report the fixtures make, increments given (else the totals: a first report).
+local function expected(increments)
+    local out = {}
+    local function add(name, params) out[#out + 1] = { name = name, params = params } end
+    add("host_count", { value = 4 })
+    -- two static hosts, and the enabled domains of the two dynamic host types: 1 + 2
+    add("domain_count", { value = 5 })
+    for _, ht in ipairs(HOST_TYPES) do
+        for _, m in ipairs(MODULES) do
+            local params = { module = m }
+            for k, v in pairs(ht[2][m] or {}) do params[k] = v end
+            add("module_with_opt", params)
+        end
+    end
+    -- mod_custom_greeter, and MongooseIM's own gen_mods without metrics that the
+    -- configured ones start: mod_presence, mod_mam_rdbms_user, mod_mam_rdbms_prefs,
+    -- mod_mam_rdbms_arch_async (pm only: muc's writer is off), mod_bind2, mod_sasl2,
+    -- mod_muc_light_cache
+    add("custom_module_count", { value = 8 })
+    add("cluster", { uptime = "0001-02:03:04", version = "6.2.1-8-g1c3ad2a", node_number = 3,
+                     config_type = "toml" })
+    add("http_api", { mongoose_client_api = "enabled", mongoose_admin_api = "enabled",
+                      mod_bosh = "enabled", mod_websockets = "enabled" })
+    add("transport_mechanism", { mod_bosh = "enabled", mod_websockets = "enabled",
+                                 tcp = "enabled" })
+    -- sorted, then listed backwards (MongooseIM folds them into a list)
+    add("tls_option", { mode = "tls", module = "just_tls" })
+    add("tls_option", { mode = "starttls", module = "fast_tls" })
+    for _, pool in ipairs({ "http", "rdbms", "redis" }) do
+        add("outgoing_pool", { value = pool })
+    end
+    local totals = { xmppMessageSent = 12, xmppMessageReceived = 10, xmppIqSent = 9,
+                     xmppIqReceived = 3, xmppPresenceSent = 2, xmppPresenceReceived = 8 }
+    for _, s in ipairs({ "xmppMessageSent", "xmppMessageReceived", "xmppIqSent",
+                         "xmppIqReceived", "xmppPresenceSent", "xmppPresenceReceived" }) do
+        add("xmpp_stanza_count", { stanza_type = s, total = totals[s],
+                                   increment = (increments or totals)[s] })
+    end
+    return out
+end
+
+describe("mongooseim #integration", function()
+    after_each(h.cleanup)
+
+    it("reports every event from mongooseim.toml, the admin GraphQL API and the cluster id "
+       .. "in PostgreSQL", function()
+        local pg = cluster_db()
+        finally(pg.stop)
+        local api = graphql_api()
+        finally(api.stop)
+        local r = show(config(api, pg))
+        assert.are.equal(0, r.code, r.err)
+        assert.are.equal("", r.err)
+        local out = json.decode(r.out)
+        assert.are.equal(CLUSTER_ID, out.client_id)
+        assert.are.same(expected(), out.events)
+        -- the admin listener of the config: its address, its virtual host, its credentials
+        local reqs = api.requests()
+        assert.are.equal(2, #reqs)
+        for _, q in ipairs(reqs) do
+            assert.are.equal("/graphql", q.path)
+            assert.matches("host: localhost:" .. api.port .. "\n", q.headers, 1, true)
+        end
+        local bodies = json.decode(reqs[1].body).query .. json.decode(reqs[2].body).query
+        for _, s in ipairs({ "xmppMessageSent", "xmppPresenceReceived" }) do
+            h.has('getMetricsAsDicts(name: ["_", "' .. s .. '"], keys: ["count"])', bodies)
+        end
+        h.has("server { status { version message } }", bodies)
+        h.has("stat { globalStats { uptimeSeconds } }", bodies)
+        h.has('getClusterMetricsAsDicts(name: ["global", "nodeUpTime"]', bodies)
+        h.has('d1: domainsByHostType(hostType: "anonymous users") '
+            .. 'd2: domainsByHostType(hostType: "premium")', bodies)
+        -- the same with the URL given, credentials in it, a .cfg file name, and a
+        -- component count only an operator can give
+        local cfg = config(api, pg, nil, "mongooseim.cfg")
+        r = show(cfg, { "--set", "mongooseim.graphql=http://admin:" .. GQL_PASSWORD
+            .. "@127.0.0.1:" .. api.port .. "/graphql", "--set", "mongooseim.component_count=2" })
+        assert.are.equal(0, r.code, r.err)
+        local events = expected()
+        events[#MODULES * 4 + 4].params.config_type = "cfg"
+        events[#MODULES * 4 + 4].params.component = 2
+        assert.are.same(events, json.decode(r.out).events)
+        -- no credential in any output
+        local texts = { r.out, r.err, show(cfg, { "--explain" }).out,
+                        h.run({ "docs", "mongooseim", "--scripts", "scripts" }).out }
+        for _, text in ipairs(texts) do
+            assert.is_nil(text:find(GQL_PASSWORD, 1, true))
+            assert.is_nil(text:find(pg.password, 1, true))
+        end
+    end)
+
+    it("counts the stanzas since the previous report, and all of them after the node "
+       .. "restarted", function()
+        local api = graphql_api()
+        finally(api.stop)
+        local path = config(api, nil, no_cluster_db)
+        local dd = h.tmpdir()
+        h.sh("mkdir -p " .. dd .. "/mongooseim")
+        local function previous(uptime, totals)
+            local evs = { { name = "cluster", params = { uptime = uptime } } }
+            for s, n in pairs(totals) do
+                evs[#evs + 1] = { name = "xmpp_stanza_count",
+                                  params = { stanza_type = s, total = n, increment = 0 } }
+            end
+            h.write(dd .. "/mongooseim/system_metrics_report.json",
+                    json.encode({ client_id = "x", events = evs }))
+        end
+        -- an hour earlier on the same node; a counter above today's (never in one node's
+        -- life) counts from zero
+        previous("0001-01:03:04", { xmppMessageSent = 10, xmppIqSent = 9,
+                                    xmppPresenceReceived = 20 })
+        local r = show(path, nil, dd)
+        assert.are.equal(0, r.code, r.err)
+        assert.are.same(expected({ xmppMessageSent = 2, xmppMessageReceived = 10,
+                                   xmppIqSent = 0, xmppIqReceived = 3, xmppPresenceSent = 2,
+                                   xmppPresenceReceived = 8 }), json.decode(r.out).events)
+        assert.are.equal("", r.err)
+        -- the node was up longer then: it restarted, every counter starts again
+        previous("0002-00:00:00", { xmppMessageSent = 10, xmppIqSent = 9 })
+        r = show(path, nil, dd)
+        assert.are.same(expected(), json.decode(r.out).events)
+    end)
+
+    it("reads the opt-out switch from mongooseim.toml before anything else", function()
+        local api = graphql_api()
+        finally(api.stop)
+        local ep = h.endpoint("200")
+        finally(ep.stop)
+        local function run(path, dd)
+            return h.run({ "run", "--once", "mongooseim", "--scripts", "scripts", "--data-dir",
+                           dd or h.tmpdir(), "--endpoint", ep.url, "--set",
+                           "mongooseim.config=" .. path }, nil, 60)
+        end
+        local r = run(config(api, nil, function(t)
+            return replace(t, "report = true", "report = false") end))
+        assert.are.equal(0, r.code, r.err)
+        assert.matches('msg="not sending" reason="setting report=false"', r.err, 1, true)
+        assert.are.equal(0, #api.requests())
+        assert.are.equal(0, #ep.requests())
+        -- on, with a MySQL pool: the cluster id is out of reach, phonehome's own id is sent
+        local dd = h.tmpdir()
+        r = run(config(api, nil, function(t)
+            return replace(t, 'driver = "pgsql"', 'driver = "mysql"') end), dd)
+        assert.are.equal(0, r.code, r.err)
+        assert.are.equal(2, #api.requests())
+        -- 93 events: four requests of at most 25
+        assert.are.equal(4, #ep.requests())
+        assert.matches("the product's instance id could not be read %(.-the pool's driver is "
+            .. "mysql; phonehome reads PostgreSQL %(pgsql%) only%)", r.err)
+        local sent = json.decode(ep.requests()[1].body)
+        assert.are.equal(h.slurp(dd .. "/mongooseim/instance.id"):match("%S+"), sent.client_id)
+    end)
+
+    it("sends once, without a User-Agent, and drops a report that failed", function()
+        local api = graphql_api()
+        finally(api.stop)
+        local ep = h.endpoint("503")
+        finally(ep.stop)
+        local dd = h.tmpdir()
+        local r = h.run({ "run", "--once", "mongooseim", "--scripts", "scripts", "--data-dir",
+                          dd, "--endpoint", ep.url, "--set", "mongooseim.config="
+                              .. config(api, nil, no_cluster_db) }, nil, 60)
+        assert.are.equal(1, r.code, r.err)  -- a report that failed
+        -- httpc's request: no User-Agent, no retry, and no resend from disk
+        assert.are.equal(1, #ep.requests())
+        assert.is_nil(ep.requests()[1].headers:lower():find("user-agent", 1, true))
+        assert.matches('msg="report dropped: the product does not resend"', r.err, 1, true)
+        assert.are.same({}, h.ls(dd .. "/mongooseim/spool"))
+    end)
+
+    it("fails the report, with the reason, when the GraphQL API refuses or answers errors",
+       function()
+        local api = graphql_api()
+        finally(api.stop)
+        local path = config(api, nil, no_cluster_db)
+        local r = show(path, { "--set", "mongooseim.graphql=http://admin:wrong-pw-7@127.0.0.1:"
+            .. api.port .. "/graphql" })
+        assert.are.equal(1, r.code)
+        assert.matches("field 'events': source 'graphql' failed: .-HTTP 401", r.err)
+        assert.is_nil(r.err:find("wrong-pw-7", 1, true))
+        local root = h.tmpdir()
+        h.write(root .. "/graphql", '{"data": {"server": null, "stat": null, "metric": null, '
+            .. '"domain": {"d1": [], "d2": []}}, "errors": [{"message": "Authorization error"}]}')
+        local broken = h.endpoint("serve:" .. root)
+        finally(broken.stop)
+        r = show(path, { "--set", "mongooseim.graphql=" .. broken.url .. "/graphql" })
+        assert.are.equal(1, r.code)
+        assert.matches("field 'events': GraphQL answer has no server.status: Authorization "
+            .. "error", r.err)
+    end)
+
+    it("lists in docs every source, query and key it reads", function()
+        local r = h.run({ "docs", "mongooseim", "--scripts", "scripts" })
+        assert.are.equal(0, r.code, r.err)
+        for _, text in ipairs({ "### `config` (toml)", "### `graphql` (http)",
+                                "### `domains` (http)", "### `db` (sql)",
+                                "SELECT v FROM mongoose_cluster_id WHERE k = 'cluster_id'",
+                                "getMetricsAsDicts", "uptimeSeconds",
+                                "/usr/lib/mongooseim/etc/mongooseim.toml",
+                                "general.hosts", "[[listen.c2s]]", "outgoing_pools" }) do
+            h.has(text, r.out)
+        end
+        for _, key in ipairs({ "report", "initial_report", "periodic_report", "tracking_id.id",
+                               "tracking_id.secret" }) do
+            h.has("Read from `services.service_mongoose_system_metrics." .. key
+                .. "` in source `config`", r.out)
+        end
+    end)
+end)
