@@ -103,7 +103,13 @@ return {
     method = "POST",
     -- Jason writes maps of up to 32 keys in sorted order
     canonical = true,
-    delivery = { retries = 3, backoff = "1s", retry_on = { 408, 429, 500, 502, 503, 504 } },
+    -- Req.post!(url, json: report, retry: :transient) with Req 0.5.0 (Electric's last 0.x
+    -- lock): 3 retries at 1, 2 and 4 s on these statuses and on connection errors, 15 s to
+    -- receive, 30 s to connect. A report that fails is not resent: its figures go into the
+    -- next one (see last_reported), so a failed report is dropped here.
+    delivery = { retries = 3, backoff = "1s", retry_on = { 408, 429, 500, 502, 503, 504 },
+                 timeout = "15s", connect_timeout = "30s", user_agent = "req/0.5.0",
+                 drop_failed = true },
     schedule = { first = "5m", interval = "4h", anchor = "previous" },
     -- the Elixir release runs beam.smp with its node named after the release
     process = { command = "beam%.smp .*%-s?name electric[%s@]",

@@ -264,6 +264,69 @@ describe("electric #integration", function()
         assert.are_not.equal(id, again.data.environment.electric_instance_id)
     end)
 
+    it("delivers as Electric: Req's User-Agent, its retries, a failed report dropped and "
+       .. "its figures carried into the next", function()
+        fresh_database()
+        local data = h.tmpdir()
+        local pid = electric({ DATABASE_URL = pg.url })
+        migrate("1", { "public.items", "public.projects" })
+        local ep = h.endpoint("201")
+        later(ep.stop)
+        local r = run_once(pid, data, ep.url)
+        assert.are.equal(0, r.code, r.err)
+        local req = ep.requests()
+        assert.matches("\n[Uu]ser%-[Aa]gent: req/0%.5%.0\r?\n", "\n" .. req[1].headers)
+        local first = json.decode(req[1].body)
+        -- a migration, then a send that fails after Electric's 3 retries: not resent
+        migrate("2", { "public.items", "public.projects", "public.tags" })
+        local down = h.endpoint("503")
+        later(down.stop)
+        r = run_once(pid, data, down.url, { "--time-scale", "1000" })
+        assert.are.equal(1, r.code, r.err)
+        assert.are.equal(4, #down.requests())
+        assert.matches("report dropped: the product does not resend", r.err)
+        -- its figures come with the next report, whose period still starts at the first
+        r = run_once(pid, data, ep.url)
+        assert.are.equal(0, r.code, r.err)
+        req = ep.requests()
+        assert.are.equal(2, #req)
+        local third = json.decode(req[2].body)
+        assert.are.equal(first.timestamp, third.last_reported)
+        assert.are.equal(3, third.data.usage.electrified_tables)
+        assert.are.equal(first.data.environment.electric_instance_id,
+                         third.data.environment.electric_instance_id)
+    end)
+
+    it("drops the carried figures once sends have failed for 24 hours", function()
+        fresh_database()
+        local pid = electric({ DATABASE_URL = pg.url })
+        migrate("1", { "public.items" })
+        -- the previous report of this run of Electric failed, as every one for 2 days
+        local now = os.time()
+        local stamp = os.date("!%Y-%m-%dT%H:%M:%S.000000Z", now + 1)
+        local function previous(last_reported)
+            local data = h.tmpdir()
+            h.sh("mkdir -p " .. data .. "/electric")
+            h.write(data .. "/electric/last.json", json.encode({ last_reported = last_reported,
+                timestamp = stamp, data = { environment = { electric_instance_id = INSTANCE } } }))
+            return data
+        end
+        local r = show({ "--pid", tostring(pid), "--data-dir",
+                         previous(os.date("!%Y-%m-%dT%H:%M:%S.000000Z", now - 2 * 86400)) })
+        assert.are.equal(0, r.code, r.err)
+        local out = json.decode(r.out)
+        assert.are.equal(stamp, out.last_reported)
+        assert.are.equal(0, out.data.usage.electrified_tables)
+        assert.are.equal(INSTANCE, out.data.environment.electric_instance_id)
+        -- failing for less than a day: still carried
+        local hour_ago = os.date("!%Y-%m-%dT%H:%M:%S.000000Z", now - 3600)
+        r = show({ "--pid", tostring(pid), "--data-dir", previous(hour_ago) })
+        assert.are.equal(0, r.code, r.err)
+        out = json.decode(r.out)
+        assert.are.equal(hour_ago, out.last_reported)
+        assert.are.equal(1, out.data.usage.electrified_tables)
+    end)
+
     it("turns off with ELECTRIC_TELEMETRY in Electric's environment, with Electric's values",
        function()
         local ep = h.endpoint("201")
