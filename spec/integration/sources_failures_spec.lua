@@ -65,4 +65,24 @@ describe("sources that fail #integration", function()
         r = show(dir)
         assert.are.same({ pid = second, mode = "m", n = 1 }, json.decode(r.out))
     end)
+
+    it("a value of the product's opt-out variable it would refuse sends nothing and says why",
+       function()
+        local pid = tonumber(h.sh("P_TELEMETRY=maybe bash -c 'exec -a fakeproduct3 sleep 600' "
+            .. ">/dev/null 2>&1 & echo $!"))
+        finally(function() h.sh("kill " .. pid) end)
+        local dir = h.tmpdir()
+        h.write(dir .. "/p.lua", h.script("p", field("n", "int", "return 1"),
+            'process = { command = "^fakeproduct3" },')
+            :gsub('optout = { default = "on" }', 'optout = { default = "on", env = { { name = '
+                .. '"P_TELEMETRY", on = { "enabled" }, off = { "disabled" } } } }'))
+        local ep = h.endpoint("201")
+        local r = h.run({ "run", "--once", "--scripts", dir, "--data-dir", h.tmpdir(),
+                          "--endpoint", ep.url }, nil, 60)
+        assert.matches('msg="opt%-out switch not understood; not sending" error=.-P_TELEMETRY=',
+                       r.err)
+        assert.is_nil(r.err:find("traceback", 1, true))
+        assert.are.equal(0, #ep.requests())
+        ep.stop()
+    end)
 end)

@@ -198,12 +198,15 @@ describe("sources #integration", function()
     it("runs the same queries on PostgreSQL, read-only, its URL from the product's "
        .. "environment, and never shows the password", function()
         local pg = postgres.start()
-        finally(pg.stop)
         pg.psql("CREATE TABLE users(name TEXT, creation_ts BIGINT, appservice_id TEXT); "
             .. "INSERT INTO users VALUES ('a', 1, NULL), ('b', 2, 'irc'), ('c', 3, NULL);")
         local pid = tonumber(h.sh("DATABASE_URL=" .. h.quote(pg.url) .. " bash -c "
             .. "'exec -a fakeproduct sleep 600' >/dev/null 2>&1 & echo $!"))
-        finally(function() h.sh("kill " .. pid) end)
+        -- busted keeps one finally per test: both are stopped in it
+        finally(function()
+            h.sh("kill " .. pid)
+            pg.stop()
+        end)
         local queries = [[queries = {
       total = "SELECT count(*) AS n FROM users",
       native = "SELECT count(*) AS n FROM users WHERE appservice_id IS NULL AND creation_ts < :t",

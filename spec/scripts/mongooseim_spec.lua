@@ -136,9 +136,12 @@ describe("mongooseim #integration", function()
     it("reports every event from mongooseim.toml, the admin GraphQL API and the cluster id "
        .. "in PostgreSQL", function()
         local pg = cluster_db()
-        finally(pg.stop)
         local api = graphql_api()
-        finally(api.stop)
+        -- busted keeps one finally per test
+        finally(function()
+            pg.stop()
+            api.stop()
+        end)
         local r = show(config(api, pg))
         assert.are.equal(0, r.code, r.err)
         assert.are.equal("", r.err)
@@ -214,9 +217,12 @@ describe("mongooseim #integration", function()
 
     it("reads the opt-out switch from mongooseim.toml before anything else", function()
         local api = graphql_api()
-        finally(api.stop)
         local ep = h.endpoint("200")
-        finally(ep.stop)
+        -- busted keeps one finally per test
+        finally(function()
+            api.stop()
+            ep.stop()
+        end)
         local function run(path, dd)
             return h.run({ "run", "--once", "mongooseim", "--scripts", "scripts", "--data-dir",
                            dd or h.tmpdir(), "--endpoint", ep.url, "--set",
@@ -244,9 +250,12 @@ describe("mongooseim #integration", function()
 
     it("sends once, without a User-Agent, and drops a report that failed", function()
         local api = graphql_api()
-        finally(api.stop)
         local ep = h.endpoint("503")
-        finally(ep.stop)
+        -- busted keeps one finally per test
+        finally(function()
+            api.stop()
+            ep.stop()
+        end)
         local dd = h.tmpdir()
         local r = h.run({ "run", "--once", "mongooseim", "--scripts", "scripts", "--data-dir",
                           dd, "--endpoint", ep.url, "--set", "mongooseim.config="
@@ -262,7 +271,6 @@ describe("mongooseim #integration", function()
     it("fails the report, with the reason, when the GraphQL API refuses or answers errors",
        function()
         local api = graphql_api()
-        finally(api.stop)
         local path = config(api, nil, no_cluster_db)
         local r = show(path, { "--set", "mongooseim.graphql=http://admin:wrong-pw-7@127.0.0.1:"
             .. api.port .. "/graphql" })
@@ -273,7 +281,11 @@ describe("mongooseim #integration", function()
         h.write(root .. "/graphql", '{"data": {"server": null, "stat": null, "metric": null, '
             .. '"domain": {"d1": [], "d2": []}}, "errors": [{"message": "Authorization error"}]}')
         local broken = h.endpoint("serve:" .. root)
-        finally(broken.stop)
+        -- busted keeps one finally per test
+        finally(function()
+            api.stop()
+            broken.stop()
+        end)
         r = show(path, { "--set", "mongooseim.graphql=" .. broken.url .. "/graphql" })
         assert.are.equal(1, r.code)
         assert.matches("field 'events': GraphQL answer has no server.status: Authorization "

@@ -199,9 +199,16 @@ local function report(D, p)
     p.building = true
     local built, body, problems, info = pcall(M.build, D, p, false, function(target,
                                                                         product_settings)
-        p.sending, p.reason = decide(D, p, target, product_settings)
-        if p.sending == nil then error(p.reason, 0) end
-        return p.sending or p.def.optout.build_when_off
+        local sending, why = decide(D, p, target, product_settings)
+        if sending == nil then
+            -- a value the product itself would refuse: nothing is sent, and why is said
+            log.error({ product = p.name, msg = "opt-out switch not understood; not sending",
+                        error = why })
+            p.sending, p.reason = false, why
+            return false
+        end
+        p.sending, p.reason = sending, why
+        return sending or p.def.optout.build_when_off
     end)
     p.building = false
     if not built then error(body, 0) end

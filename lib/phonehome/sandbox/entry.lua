@@ -71,7 +71,11 @@ local function context(def, opts, fetched, proxy_opts, warn)
     -- the fields that use it fail
     setmetatable(ctx, { __metatable = false, __index = function(t, k)
         if k ~= "process" then return nil end
-        if opts.pid_error then error(opts.pid_error, 2) end
+        if opts.pid_error then
+            -- like a source that cannot be read: a dry build says nothing of it
+            if proxy_opts.failed then proxy_opts.failed("process") end
+            error(opts.pid_error, 2)
+        end
         local p = probes.process(opts.pid, def.process)
         rawset(t, "process", p)
         return p
@@ -109,14 +113,20 @@ function M.build(source, chunkname, opts, fetched)
     }, function(w) warnings[#warnings + 1] = state.where("settings") .. ": " .. w end)
     local identity = def.identity and def.identity.value
     if identity then
-        build.current = { path = "identity", sources = build.allowed(def.identity) }
+        local current = { path = "identity", sources = build.allowed(def.identity) }
+        build.current = current
         local ok, id = pcall(identity, ctx)
         build.current = nil
         if ok and type(id) == "string" and id:match("^[%w%-_.:]+$") and #id <= 200 then
             ctx.instance_id = id
+        elseif opts.dry and current.source_failed then  -- luacheck: ignore 542
+            -- a check that read nothing of the product: its own id is used, silently
         else
+            -- never the script's __tostring: only strings and numbers are shown
+            local shown = (type(id) == "string" or type(id) == "number") and tostring(id)
+                or ("a " .. type(id))
             warnings[#warnings + 1] = state.where("identity") .. ": the product's instance id "
-                .. "could not be read (" .. (ok and ("got " .. tostring(id)) or tostring(id))
+                .. "could not be read (" .. (ok and "got " or "") .. shown
                 .. "); phonehome's own is used"
         end
     end
