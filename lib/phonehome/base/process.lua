@@ -68,8 +68,9 @@ end
 -- flag(argv, name) -> the value of --name in a command line (argv[1] being the program):
 -- "--name value" or "--name=value" (one dash too, as Go's flags allow), true for a bare
 -- flag (followed by nothing or by another option), nil when absent. The last one wins;
--- "--" ends the options.
+-- "--" ends the options. name may be given with its dashes, as definitions declare it.
 function M.flag(argv, name)
+    name = name:gsub("^%-%-?", "")
     local value
     local i = 2
     while i <= #argv do

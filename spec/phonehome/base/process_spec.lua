@@ -129,6 +129,9 @@ describe("process.flag", function()
 
     it("reads --name value, --name=value and a bare --name", function()
         assert.are.equal("/etc/s.toml", process.flag(argv, "config"))
+        -- as a definition declares it
+        assert.are.equal("/etc/s.toml", process.flag(argv, "--config"))
+        assert.are.equal("8080", process.flag(argv, "-port"))
         assert.are.equal("8080", process.flag(argv, "port"))
         assert.is_true(process.flag(argv, "verbose"))
         assert.are.equal("/var/lib/s", process.flag(argv, "data.dir"))
