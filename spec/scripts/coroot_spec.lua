@@ -134,6 +134,13 @@ local function coroot(env, args)
     return pid
 end
 
+-- Ends a stand-in and waits until it is gone (a zombie has no command line), so that
+-- the next one started is the only Coroot process.
+local function stop(pid)
+    must("kill " .. pid .. "; for i in $(seq 500); do [ -s /proc/" .. pid .. "/cmdline ] "
+        .. "|| break; sleep 0.02; done; [ ! -s /proc/" .. pid .. "/cmdline ]")
+end
+
 -- Coroot's web page on 127.0.0.1 (spec/fixtures/coroot/index.html: version 0.20.0).
 local function web()
     local ep = h.endpoint("serve:spec/fixtures/coroot")
@@ -252,6 +259,14 @@ data_dir: %s
         assert.are.equal(json.null, ours.infra.projects)
         assert.matches("field 'infra.projects': source 'db' failed: .-127%.0%.0%.1", r.err)
         assert.is_nil((r.out .. r.err):find("pg-secret-77", 1, true))
+        -- a data directory relative to Coroot's working directory, which is not known
+        stop(pid)
+        coroot({ DATA_DIR = "data" })
+        r = show()
+        assert.are.equal(0, r.code, r.err)
+        assert.are.equal(json.null, json.decode(r.out).infra.projects)
+        assert.matches("source 'db' failed: option 'database': Coroot's data directory data is "
+            .. "relative: set coroot.data_dir", r.err)
     end)
 
     it("takes Coroot's instance.uuid as it is, and its own id while Coroot's cannot be "
@@ -262,6 +277,9 @@ data_dir: %s
         local r = show(args)
         assert.are.equal(0, r.code, r.err)
         assert.are.equal(UUID:upper(), json.decode(r.out).instance.uuid)
+        -- nothing names a config file: Coroot has none, and its switch is not read
+        assert.matches("setting 'disable_usage_statistics': .-source 'config' failed: option "
+            .. "'path': Coroot runs without a config file", r.err)
         assert.are.equal("  " .. UUID:upper() .. "\n", h.slurp(d .. "/instance.uuid"))
         for _, content in ipairs({ "not-a-uuid", "" }) do
             h.write(d .. "/instance.uuid", content)
@@ -318,7 +336,7 @@ data_dir: %s
             local pid = coroot(env)
             local r = h.run({ "run", "coroot", "--once", "--data-dir", h.tmpdir(),
                               "--endpoint", sink.url }, nil, 60)
-            h.sh("kill " .. pid)
+            stop(pid)
             assert.are.equal(0, r.code, r.err)
             return r.err
         end
@@ -349,7 +367,7 @@ data_dir: %s
             .. " --listen=127.0.0.1:" .. ep.port .. " --config " .. d .. "/config.yaml")
         local t0 = os.time()
         check(show(), expected("sqlite"), pid, t0, os.time())
-        h.sh("kill " .. pid)
+        stop(pid)
         local pg = postgres.start()
         defer(pg.stop)
         pg.psql(h.slurp("spec/fixtures/coroot/schema.sql") .. rows(os.time()))
@@ -357,7 +375,7 @@ data_dir: %s
             .. " --pg-connection-string " .. h.quote(pg.url))
         t0 = os.time()
         check(show(), expected("postgres"), pid, t0, os.time())
-        h.sh("kill " .. pid)
+        stop(pid)
         coroot({ DATA_DIR = d }, "--disable-usage-statistics")
         local r = h.run({ "run", "coroot", "--once", "--data-dir", h.tmpdir(), "--endpoint",
                           "http://127.0.0.1:9" }, nil, 60)
