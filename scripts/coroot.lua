@@ -194,7 +194,13 @@ return {
         -- Coroot's own id, as Coroot reads it (spaces trimmed); a file that does not hold
         -- a UUID is Coroot's to replace, so phonehome's own id stands in meanwhile
         value = function(ctx)
-            local id = ctx.sources.uuid:match("^%s*(.-)%s*$")
+            local ok, text = pcall(function() return ctx.sources.uuid end)
+            -- a dry build (check, reload) reads no source: nothing to say about the id
+            if not ok and tostring(text):find("source 'uuid' was not read", 1, true) then
+                return ctx.instance_id
+            end
+            if not ok then error(text, 0) end
+            local id = text:match("^%s*(.-)%s*$")
             local hex = id:gsub("^urn:uuid:", ""):gsub("^(%x+)%-(%x+)%-(%x+)%-(%x+)%-(%x+)$",
                 function(a, b, c, d, e)
                     return #a == 8 and #b == 4 and #c == 4 and #d == 4 and #e == 12
