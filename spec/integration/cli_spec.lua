@@ -96,13 +96,13 @@ describe("phonehome #integration", function()
     describe("settings", function()
         it("applies --set over --config", function()
             local dir = h.tmpdir()
-            h.write(dir .. "/c.lua", 'return { coroot = { ["instance.version"] = "1.0", '
+            h.write(dir .. "/c.lua", 'return { coroot = { ["profile.cpu"] = "1.0", '
                 .. '["infra.nodes"] = 3 } }')
             local r = h.run({ "show", "coroot", "--data-dir", dir, "--config", dir .. "/c.lua",
-                              "--set", "coroot.instance.version=2.0" })
+                              "--set", "coroot.profile.cpu=2.0" })
             assert.are.equal(0, r.code)
             local out = json.decode(r.out)
-            assert.are.equal("2.0", out.instance.version)
+            assert.are.equal("2.0", out.profile.cpu)
             assert.are.equal(3, out.infra.nodes)
         end)
 

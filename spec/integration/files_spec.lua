@@ -451,6 +451,11 @@ describe("a product's own files #integration", function()
         local dir = h.tmpdir()
         h.sh("cp scripts/*.lua " .. dir)
         h.write(dir .. "/hello.lua", h.slurp("README.md"):match("```lua\n(.-)```"))
+        -- Coroot's report measures its server process: an executable named coroot
+        local bin = h.tmpdir() .. "/coroot"
+        h.sh("cp /bin/sleep " .. bin)
+        local coroot = h.sh(bin .. " 600 >/dev/null 2>&1 & echo $!")
+        finally(function() h.sh("kill " .. coroot) end)
         local r = h.run({ "check", "--scripts", dir })
         assert.are.equal("", r.err)
         assert.are.equal(0, r.code)
