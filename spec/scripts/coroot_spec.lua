@@ -353,11 +353,7 @@ data_dir: %s
         assert.are.equal(UUID, json.decode(sink.requests()[1].body).instance.uuid)
     end)
 
-    -- ctx.process.flag("--data-dir") and the opt-out flag channel read the product's
-    -- command line with process.flag(argv, "--data-dir"), which compares the name
-    -- without its dashes: no flag of the product is ever found (lib/phonehome/base/
-    -- process.lua, sandbox/probes.lua, daemon/runner.lua). Pending until that is fixed.
-    pending("reads Coroot's flags: --data-dir, --pg-connection-string, --listen, "
+    it("reads Coroot's flags: --data-dir, --pg-connection-string, --listen, "
             .. "--config, --disable-usage-statistics", function()
         local d = datadir()
         local ep = web()
