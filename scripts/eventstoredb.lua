@@ -301,7 +301,10 @@ return {
                          return first_epoch_id(ctx.sources.chunk0)
                      end)
                      if ok then return id end
-                     if node_down(ctx) then return ctx.instance_id end
+                     -- quietly when there is no node, or no source was read (a dry build)
+                     if node_down(ctx) or tostring(id):find("was not read", 1, true) then
+                         return ctx.instance_id
+                     end
                      error(id, 0)
                  end },
     process = { command = "^%S*[Ee]vent[Ss]tore%.?[Cd]", env = process_env,
