@@ -74,29 +74,34 @@ local function conforms(name)
 end
 
 describe("eventstoredb", function()
-    after_each(h.cleanup)
+    local node = require("fixtures.eventstoredb.node")
+    local n
+    after_each(function()
+        if n then n.stop() end
+        n = nil
+        h.cleanup()
+    end)
     local sample_text = fixture("eventstoredb.json")
     local sample = json.decode(sample_text)
-    local config = [[
-eventstoredb = {
-    ["cluster.nodeId"] = "81e9ca2a-8acc-41ed-b9d0-65a652b36801",
-    ["configuration.enableExternalTcp"] = true,
-    ["database.epochNumber"] = 29, ["database.activeChunkNumber"] = 2,
-    ["projections.standardProjectionCount"] = 5, ["projections.standardProjectionRunningCount"] = 5,
-}]]
+    -- the node of the sample (spec/fixtures/eventstoredb) and phonehome's settings for it
+    local function config(env)
+        n = node.start({ env = env })
+        return string.format("eventstoredb = { url = %q, password = %q }", n.url,
+                             node.PASSWORD), { "--pid", tostring(n.pid) }
+    end
 
     it("accepts the documented sample", function()
         assert.are.same({}, conforms("eventstoredb"))
     end)
 
     it("builds a report of the sample's shape, in its key order", function()
-        local text, ours = show("eventstoredb", config)
+        local text, ours = show("eventstoredb", config())
         assert.are.same({}, differences(ours, sample, "", {}))
         assert.are.same(key_order(sample_text), key_order(text))
     end)
 
-    it("takes values from probes, settings and .NET formats", function()
-        local _, ours = show("eventstoredb", config)
+    it("takes values from the node, probes and .NET formats", function()
+        local _, ours = show("eventstoredb", config())
         assert.are.equal(tonumber(h.sh("nproc --all")), ours.environment.coreCount)
         assert.are.equal(({ x86_64 = "X64", aarch64 = "Arm64" })[h.sh("uname -m")],
                          ours.environment.processorArchitecture)
@@ -108,17 +113,20 @@ eventstoredb = {
         assert.is_true(ours.environment.isContainer == false)
     end)
 
-    it("says whether .NET's container variable is set", function()
-        local dir = h.tmpdir()
-        local r = h.run({ "show", "eventstoredb", "--data-dir", dir },
-            { DOTNET_RUNNING_IN_CONTAINER = "true" })
-        assert.is_true(json.decode(r.out).environment.isContainer)
+    it("says whether .NET's container variable is set in the node's environment", function()
+        local _, ours = show("eventstoredb", config({ DOTNET_RUNNING_IN_CONTAINER = "true" }))
+        assert.is_true(ours.environment.isContainer)
     end)
 
-    it("keeps the database identity across runs and a fresh node id per run", function()
-        local dir = h.tmpdir()
-        local a = json.decode(h.run({ "show", "eventstoredb", "--data-dir", dir }).out)
-        local b = json.decode(h.run({ "show", "eventstoredb", "--data-dir", dir }).out)
+    it("keeps the database identity across runs and a fresh node id at each start of the node",
+       function()
+        local cfg, extra = config()
+        local _, a = show("eventstoredb", cfg, extra)
+        -- the node restarts: a new instance id in its gossip, the same database
+        local answers = node.answers()
+        answers.gossip.members[1].instanceId = "3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b"
+        node.write_answers(n.root, { gossip = answers.gossip })
+        local _, b = show("eventstoredb", cfg, extra)
         assert.are.equal(a.database.firstEpochId, b.database.firstEpochId)
         assert.are_not.equal(a.cluster.nodeId, b.cluster.nodeId)
     end)
