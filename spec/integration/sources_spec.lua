@@ -4,6 +4,10 @@
 -- databases. #integration
 local json = require("phonehome.json")
 local h = require("support.helper")
+
+-- A name for this run's stand-in product processes: another copy of the suite running at
+-- the same time has its own, so neither finds the other's process.
+local NAME = "fakeproduct" .. math.random(1e6, 9e6)
 local postgres = require("support.postgres")
 
 -- A scripts directory with one product "p": its sources, fields and extra text.
@@ -201,7 +205,7 @@ describe("sources #integration", function()
         pg.psql("CREATE TABLE users(name TEXT, creation_ts BIGINT, appservice_id TEXT); "
             .. "INSERT INTO users VALUES ('a', 1, NULL), ('b', 2, 'irc'), ('c', 3, NULL);")
         local pid = tonumber(h.sh("DATABASE_URL=" .. h.quote(pg.url) .. " bash -c "
-            .. "'exec -a fakeproduct sleep 600' >/dev/null 2>&1 & echo $!"))
+            .. "'exec -a " .. NAME .. " sleep 600' >/dev/null 2>&1 & echo $!"))
         -- busted keeps one finally per test: both are stopped in it
         finally(function()
             h.sh("kill " .. pid)
@@ -222,7 +226,7 @@ describe("sources #integration", function()
         local dir = product('{ name = "db", kind = "sql", description = "the database", '
             .. 'database = function(ctx) return ctx.process.env("DATABASE_URL") end, '
             .. queries .. "},", fields,
-            'process = { command = "^fakeproduct", env = { "DATABASE_URL" } },')
+            'process = { command = "^' .. NAME .. '", env = { "DATABASE_URL" } },')
         local r = show(dir)
         assert.are.equal(0, r.code, r.err)
         local out = json.decode(r.out)
@@ -266,7 +270,7 @@ describe("sources #integration", function()
     it("computes a source's options from another source and the product's process", function()
         local d = product_files()
         local pid = tonumber(h.sh("DATA_DIR=" .. d .. " PASSWORD=s3cret-env "
-            .. "bash -c 'exec -a fakeproduct sleep 600' >/dev/null 2>&1 & echo $!"))
+            .. "bash -c 'exec -a " .. NAME .. " sleep 600' >/dev/null 2>&1 & echo $!"))
         finally(function() h.sh("kill " .. pid) end)
         local dir = product([[
 { name = "hs", kind = "yaml", description = "config",
@@ -277,13 +281,13 @@ describe("sources #integration", function()
   queries = { n = "SELECT count(*) AS n FROM users" } },
 ]], field("n", "int", "return ctx.sources.db.n[1].n", 'source = "db",')
             .. field("pid", "int", "return ctx.process.pid", ""),
-            'process = { command = "^fakeproduct", env = { "DATA_DIR", "PASSWORD" } },')
+            'process = { command = "^' .. NAME .. '", env = { "DATA_DIR", "PASSWORD" } },')
         local r = show(dir)
         assert.are.equal(0, r.code, r.err)
         assert.are.same({ n = 3, pid = pid }, json.decode(r.out))
         -- docs lists what is read of the process, never a value
         r = h.run({ "docs", "p", "--scripts", dir })
-        assert.matches("command line matching `%^fakeproduct`", r.out)
+        assert.matches("command line matching `%^" .. NAME .. "`", r.out)
         assert.matches("reads its variable `DATA_DIR`", r.out)
         assert.is_nil(r.out:find("s3cret", 1, true))
     end)
@@ -303,14 +307,14 @@ settings = { { name = "report_stats", type = "bool", default = false, source = "
                key = "report_stats", description = "d" } },
 optout = { default = "off", settings = { { name = "report_stats", on = { true } } },
            env = { { name = "PRODUCT_TELEMETRY", off = { "0" } } } },
-process = { command = "^fakeproduct" },
+process = { command = "^]] .. NAME .. [[" },
 ]]
         local ep = h.endpoint("201")
         local dir = h.tmpdir()
         h.write(dir .. "/p.lua", (h.script("p", field("n", "int",
             "return ctx.sources.api.n", 'source = "api",'), "sources = {\n" .. sources
             .. "},\n" .. optin):gsub('optout = { default = "on" },', "")))
-        local pid = tonumber(h.sh("bash -c 'exec -a fakeproduct sleep 600' >/dev/null 2>&1 & "
+        local pid = tonumber(h.sh("bash -c 'exec -a " .. NAME .. " sleep 600' >/dev/null 2>&1 & "
             .. "echo $!"))
         local r = h.run({ "run", "--once", "--scripts", dir, "--data-dir", h.tmpdir(),
                           "--endpoint", ep.url }, nil, 60)
@@ -320,7 +324,7 @@ process = { command = "^fakeproduct" },
         assert.are.equal('{"n":5}', ep.requests()[1].body)
         local api_reads = #api.requests()
         -- the product's environment turns it off: nothing read but what decides
-        pid = tonumber(h.sh("PRODUCT_TELEMETRY=0 bash -c 'exec -a fakeproduct sleep 600' "
+        pid = tonumber(h.sh("PRODUCT_TELEMETRY=0 bash -c 'exec -a " .. NAME .. " sleep 600' "
             .. ">/dev/null 2>&1 & echo $!"))
         r = h.run({ "run", "--once", "--scripts", dir, "--data-dir", h.tmpdir(),
                     "--endpoint", ep.url }, nil, 60)
@@ -329,7 +333,7 @@ process = { command = "^fakeproduct" },
                        r.err)
         -- the product's config turns it off
         h.write(d .. "/homeserver.yaml", "report_stats: false\n")
-        pid = tonumber(h.sh("bash -c 'exec -a fakeproduct sleep 600' >/dev/null 2>&1 & echo $!"))
+        pid = tonumber(h.sh("bash -c 'exec -a " .. NAME .. " sleep 600' >/dev/null 2>&1 & echo $!"))
         r = h.run({ "run", "--once", "--scripts", dir, "--data-dir", h.tmpdir(),
                     "--endpoint", ep.url }, nil, 60)
         h.sh("kill " .. pid)

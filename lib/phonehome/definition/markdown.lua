@@ -181,6 +181,7 @@ local function sources_section(d, out)
         table.sort(keys)
         for _, k in ipairs(keys) do option_lines(k, src.options[k], out) end
         out[#out + 1] = "- timeout: " .. duration.format(src.timeout)
+        if src.optional then out[#out + 1] = "- optional: a file that may not exist" end
         out[#out + 1] = "- used by: " .. (#src.used_by > 0
             and "`" .. table.concat(src.used_by, "`, `") .. "`" or "(nothing)")
     end

@@ -36,7 +36,8 @@ local required = { sql = { "database", "queries" }, http = { "url" }, prometheus
                    file = { "path" } }
 for kind in pairs(M.config_kinds) do required[kind] = { "path" } end
 
-local common = { name = true, kind = true, description = true, timeout = true, line = true }
+local common = { name = true, kind = true, description = true, timeout = true, line = true,
+                 optional = true }
 
 local formats = { file = { text = true, bytes = true, int64le = true, uint64le = true,
                            int32le = true, uint32le = true },
@@ -112,6 +113,11 @@ local function check_one(def, s, i, problem)
         if not ms then problem(where .. ".timeout", err) else s.timeout = ms end
     end
     s.timeout = s.timeout or M.DEFAULT_TIMEOUT
+    if s.optional ~= nil and (type(s.optional) ~= "boolean"
+                              or not (s.kind == "file" or M.config_kinds[s.kind])) then
+        problem(where .. ".optional", "optional must be a boolean, and only a file or "
+            .. "config-file source can be optional (a file that may not exist)")
+    end
     if type(s.name) == "string" then def.sources_by_name[s.name] = s end
 end
 
@@ -223,6 +229,12 @@ function M.describe(def)
         end
     end
     walk(def.fields, "")
+    if def.identity then
+        for _, name in ipairs(M.used_by(def.identity)) do
+            users[name] = users[name] or {}
+            table.insert(users[name], "identity")
+        end
+    end
     for _, s in ipairs(def.settings or {}) do
         if s.source then
             users[s.source] = users[s.source] or {}
@@ -232,7 +244,8 @@ function M.describe(def)
     local out = {}
     for i, s in ipairs(def.sources) do
         local d = { name = s.name, kind = s.kind, description = s.description,
-                    timeout = s.timeout, used_by = users[s.name] or {}, options = {} }
+                    timeout = s.timeout, optional = s.optional or false,
+                    used_by = users[s.name] or {}, options = {} }
         for key in pairs(option_types[s.kind]) do
             local v = s[key]
             if type(v) == "function" then v = "(computed)" end

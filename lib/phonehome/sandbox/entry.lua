@@ -119,8 +119,9 @@ function M.build(source, chunkname, opts, fetched)
         build.current = nil
         if ok and type(id) == "string" and id:match("^[%w%-_.:]+$") and #id <= 200 then
             ctx.instance_id = id
-        elseif opts.dry and current.source_failed then  -- luacheck: ignore 542
-            -- a check that read nothing of the product: its own id is used, silently
+        elseif (ok and id == nil) or (opts.dry and current.source_failed) then -- luacheck: ignore
+            -- the product has none (yet), or a check read nothing of it: phonehome's own id
+            -- is used, silently
         else
             -- never the script's __tostring: only strings and numbers are shown
             local shown = (type(id) == "string" or type(id) == "number") and tostring(id)

@@ -105,6 +105,7 @@ local number_formats = { int64le = "<i8", uint64le = "<I8", int32le = "<i4", uin
 
 -- The value a field sees of a source read successfully (r.value as the host gives it).
 local function view(s, r)
+    if r.missing then return nil end  -- an optional file that does not exist
     local v = r.value
     if s.kind == "sql" then
         local t = { engine = v.engine, version = v.version }
@@ -229,7 +230,7 @@ function M.plan(def, ctx, fetched)
     for _, s in ipairs(def.sources) do
         if fetched[s.name] == nil then
             local spec = { name = s.name, kind = s.kind, timeout = s.timeout,
-                           for_optout = optout_need[s.name] or nil }
+                           optional = s.optional, for_optout = optout_need[s.name] or nil }
             local state = "ready"
             for key in pairs(defsources.kinds[s.kind]) do
                 local v = s[key]

@@ -10,6 +10,8 @@ local sql = require("phonehome.sources.sql")
 
 local M = {}
 
+local ENOENT = 2
+
 -- The credentials of an auth option, as core.http takes them: { basic = { user,
 -- password | password_file } }, { bearer = token } or { bearer_file = path }; nil,
 -- message when a file cannot be read. A file's trailing newline is not part of it.
@@ -71,15 +73,21 @@ end
 
 local function file(spec)
     local max = spec.max_bytes or defsources.DEFAULT_MAX_BYTES
-    local text, err
+    local text, err, errno
     if spec.offset or spec.length then
-        text, err = core.readfile(spec.path, { offset = spec.offset or 0,
-                                              length = spec.length or max })
+        text, err, errno = core.readfile(spec.path, { offset = spec.offset or 0,
+                                                     length = spec.length or max })
     else
-        text, err = core.readfile(spec.path, { max = max })
+        text, err, errno = core.readfile(spec.path, { max = max })
+    end
+    local extra = { path = spec.path, format = spec.format or "text" }
+    -- an optional file that does not exist is read as absent, not as a failure
+    if not text and spec.optional and errno == ENOENT then
+        extra.missing = true
+        return "", nil, extra
     end
     if not text then return nil, err end
-    return text, nil, { path = spec.path, format = spec.format or "text" }
+    return text, nil, extra
 end
 
 local readers = {
