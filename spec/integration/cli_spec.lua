@@ -18,6 +18,7 @@ end
 local good = '{ name = "n", type = "int", description = "d", value = function() return 1 end },'
 
 describe("phonehome #integration", function()
+    h.bundled_products()
     after_each(h.cleanup)
 
     describe("command line", function()

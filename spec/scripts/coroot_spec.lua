@@ -177,6 +177,7 @@ local function check(r, want, pid, t0, t1)
 end
 
 describe("coroot #integration", function()
+    h.bundled_products()
     after_each(function()
         for i = #started, 1, -1 do started[i]() end
         started = {}

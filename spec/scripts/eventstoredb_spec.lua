@@ -95,6 +95,7 @@ local function cluster_answers(db)
 end
 
 describe("eventstoredb #integration", function()
+    h.bundled_products()
     local nodes = {}
     local function start(o)
         local n = node.start(o)

@@ -131,6 +131,7 @@ local function expected(increments)
 end
 
 describe("mongooseim #integration", function()
+    h.bundled_products()
     after_each(h.cleanup)
 
     it("reports every event from mongooseim.toml, the admin GraphQL API and the cluster id "

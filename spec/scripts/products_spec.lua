@@ -74,6 +74,7 @@ local function conforms(name)
 end
 
 describe("eventstoredb", function()
+    h.bundled_products()
     local node = require("fixtures.eventstoredb.node")
     local n
     after_each(function()
@@ -133,6 +134,7 @@ describe("eventstoredb", function()
 end)
 
 describe("coroot", function()
+    h.bundled_products()
     after_each(h.cleanup)
     -- the documented sample's key "instrumented_service" is a typo of the docs: Coroot's
     -- code sends "instrumented_services"
@@ -265,6 +267,7 @@ describe("coroot", function()
 end)
 
 describe("synapse", function()
+    h.bundled_products()
     after_each(h.cleanup)
 
     it("sends exactly the documented statistics with their types, as canonical JSON", function()
@@ -307,6 +310,7 @@ describe("synapse", function()
 end)
 
 describe("electric", function()
+    h.bundled_products()
     after_each(h.cleanup)
     local sample = json.decode(fixture("electric.json"))
 
@@ -336,6 +340,7 @@ describe("electric", function()
 end)
 
 describe("mongooseim", function()
+    h.bundled_products()
     after_each(h.cleanup)
 
     it("sends the GA4 shape with every documented event", function()

@@ -80,6 +80,50 @@ function M.spawn(args, env, bin)
     return M.spawn_shell(command(args, env, bin))
 end
 
+-- lock(name): waits (up to 10 minutes) until no other copy of the suite holds the lock
+-- name, then holds it until unlock(name). For specs that start a stand-in for a product's
+-- process under its real name: phonehome finds a product's process by its command line,
+-- and would find another suite's stand-in. A lock whose holder is gone is taken over.
+local held = {}
+function M.lock(name)
+    if held[name] then
+        held[name].count = held[name].count + 1
+        return
+    end
+    local dir = "/tmp/phonehome-spec-lock-" .. name
+    local me = M.sh("echo $PPID")
+    for _ = 1, 30000 do
+        if M.sh("mkdir " .. dir .. " 2>/dev/null && echo " .. me .. " >" .. dir
+                .. "/pid && echo ok") == "ok" then
+            held[name] = { dir = dir, count = 1 }
+            return
+        end
+        local owner = M.sh("cat " .. dir .. "/pid 2>/dev/null")
+        if owner ~= "" and M.sh("kill -0 " .. owner .. " 2>/dev/null || echo gone") == "gone" then
+            M.sh("rm -rf " .. dir)
+        else
+            M.sh("sleep 0.02")
+        end
+    end
+    error("timed out waiting for the lock " .. dir)
+end
+
+function M.unlock(name)
+    local l = held[name]
+    if not l then return end
+    l.count = l.count - 1
+    if l.count == 0 then
+        M.sh("rm -rf " .. l.dir)
+        held[name] = nil
+    end
+end
+
+-- Holds the lock of the bundled products' stand-in processes for a describe block.
+function M.bundled_products()
+    setup(function() M.lock("bundled-products") end)
+    teardown(function() M.unlock("bundled-products") end)
+end
+
 -- The names in a directory, sorted ({} when it does not exist).
 function M.ls(dir)
     local out = {}
