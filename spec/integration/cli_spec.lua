@@ -18,7 +18,8 @@ end
 local good = '{ name = "n", type = "int", description = "d", value = function() return 1 end },'
 
 describe("phonehome #integration", function()
-    h.bundled_products()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
 
     describe("command line", function()

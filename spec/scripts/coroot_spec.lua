@@ -177,7 +177,8 @@ local function check(r, want, pid, t0, t1)
 end
 
 describe("coroot #integration", function()
-    h.bundled_products()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(function()
         for i = #started, 1, -1 do started[i]() end
         started = {}

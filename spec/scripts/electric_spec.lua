@@ -109,7 +109,8 @@ local USAGE_INSIDE = { "concurrent_clients", "distinct_clients", "distinct_users
     "transactions_received_from_clients", "transactions_sent_to_clients" }
 
 describe("electric #integration", function()
-    h.bundled_products()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     setup(function() pg = postgres.start() end)
     teardown(function() if pg then pg.stop() end end)
     after_each(function()

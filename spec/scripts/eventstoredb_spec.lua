@@ -95,7 +95,8 @@ local function cluster_answers(db)
 end
 
 describe("eventstoredb #integration", function()
-    h.bundled_products()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     local nodes = {}
     local function start(o)
         local n = node.start(o)

@@ -131,7 +131,8 @@ local function expected(increments)
 end
 
 describe("mongooseim #integration", function()
-    h.bundled_products()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
 
     it("reports every event from mongooseim.toml, the admin GraphQL API and the cluster id "

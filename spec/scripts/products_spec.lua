@@ -74,7 +74,8 @@ local function conforms(name)
 end
 
 describe("eventstoredb", function()
-    h.bundled_products()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     local node = require("fixtures.eventstoredb.node")
     local n
     after_each(function()
@@ -134,7 +135,8 @@ describe("eventstoredb", function()
 end)
 
 describe("coroot", function()
-    h.bundled_products()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
     -- the documented sample's key "instrumented_service" is a typo of the docs: Coroot's
     -- code sends "instrumented_services"
@@ -267,7 +269,8 @@ describe("coroot", function()
 end)
 
 describe("synapse", function()
-    h.bundled_products()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
 
     it("sends exactly the documented statistics with their types, as canonical JSON", function()
@@ -310,7 +313,8 @@ describe("synapse", function()
 end)
 
 describe("electric", function()
-    h.bundled_products()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
     local sample = json.decode(fixture("electric.json"))
 
@@ -340,7 +344,8 @@ describe("electric", function()
 end)
 
 describe("mongooseim", function()
-    h.bundled_products()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
 
     it("sends the GA4 shape with every documented event", function()

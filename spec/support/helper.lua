@@ -118,11 +118,10 @@ function M.unlock(name)
     end
 end
 
--- Holds the lock of the bundled products' stand-in processes for a describe block.
-function M.bundled_products()
-    setup(function() M.lock("bundled-products") end)
-    teardown(function() M.unlock("bundled-products") end)
-end
+-- The lock of the bundled products' stand-in processes, for a describe block's setup
+-- and teardown.
+function M.lock_bundled() M.lock("bundled-products") end
+function M.unlock_bundled() M.unlock("bundled-products") end
 
 -- The names in a directory, sorted ({} when it does not exist).
 function M.ls(dir)
