@@ -26,7 +26,9 @@ local function main_database(hs)
     if type(hs.database) == "table" then return hs.database end
     if type(hs.databases) == "table" then
         for _, db in pairs(hs.databases) do
-            for _, store in ipairs(type(db) == "table" and db.data_stores or { "main" }) do
+            -- a database holds the main and state stores unless data_stores says otherwise
+            local stores = type(db) == "table" and (db.data_stores or { "main" }) or {}
+            for _, store in ipairs(stores) do
                 if store == "main" then return db end
             end
         end
@@ -146,17 +148,31 @@ local function python_version(ctx)
     return l.major .. "." .. l.minor .. "." .. l.patchlevel
 end
 
--- The server name, once sure the report goes where Synapse would send it: phonehome
--- cannot take its endpoint from homeserver.yaml, so a differing one stops the report.
-local function homeserver(ctx)
-    local wanted = ctx.sources.config.report_stats_endpoint
+-- The report's time, once sure it goes where Synapse would send it: phonehome cannot take
+-- its endpoint from homeserver.yaml, so a differing report_stats_endpoint stops the report.
+local function timestamp(ctx)
+    local ok, hs = pcall(function() return ctx.sources.config end)
+    local wanted = ok and hs.report_stats_endpoint or nil
     local using = ctx.settings.endpoint or DEFAULT_ENDPOINT
     if wanted ~= nil and wanted ~= using then
         error("homeserver.yaml sends statistics to report_stats_endpoint " .. tostring(wanted)
             .. ", not " .. using .. ": give the same URL with --set synapse.endpoint=URL", 0)
     end
-    return ctx.settings.server_name or error("server_name is not in homeserver.yaml; give it "
-        .. "with --set synapse.server_name=NAME", 0)
+    return math.floor(ctx.now)
+end
+
+-- The homeserver's process as found (--pid, --pidfile, else the oldest with Synapse's
+-- command line), checked against the pid_file of homeserver.yaml when that can be read:
+-- with several homeservers on a host, the oldest need not be this one.
+local function homeserver_process(ctx)
+    local ok, pid = pcall(function() return tonumber(ctx.sources.pid_file:match("%d+")) end)
+    local p = ctx.process
+    if ok and pid and pid ~= p.pid then
+        error("the process found (pid " .. p.pid .. ") is not the homeserver of "
+            .. ctx.settings.config .. ", whose pid_file holds " .. pid .. ": give its "
+            .. "pid_file with --pidfile", 0)
+    end
+    return p
 end
 
 local function cache_factor(ctx)
@@ -170,7 +186,7 @@ end
 -- Where the process measurement of the previous report allows it, the window since then;
 -- else since the process started.
 local function cpu_average(ctx)
-    local now, before = ctx.process, ctx.previous_process
+    local now, before = homeserver_process(ctx), ctx.previous_process
     if before and before.pid == now.pid
         and math.abs(before.start_time - now.start_time) < 1 then
         local cpu, wall = now.user_cpu + now.system_cpu - before.cpu, ctx.now - before.time
@@ -295,6 +311,14 @@ return {
               if path == nil then error("homeserver.yaml sets no log_config", 0) end
               return resolve(ctx, path, "log_config")
           end },
+        { name = "pid_file", kind = "file",
+          description = "Synapse's pid_file (homeserver.yaml), when phonehome can read it: "
+              .. "the process measured must be the one it names.",
+          path = function(ctx)
+              local path = ctx.sources.config.pid_file
+              if path == nil then error("homeserver.yaml sets no pid_file", 0) end
+              return resolve(ctx, path, "pid_file")
+          end },
         { name = "db", kind = "sql",
           description = "Synapse's main database, as database.name and database.args give "
               .. "it: the SQLite file, or PostgreSQL with the psycopg2 arguments (database "
@@ -320,7 +344,7 @@ return {
                   or error("homeserver.yaml enables no metrics listener", 0)
           end },
     },
-    -- Synapse's pid_file cannot be read from homeserver.yaml: give it with --pidfile
+    -- found by --pid, --pidfile or this command line: a pid file cannot come from a source
     process = { command = "synapse%.app%.homeserver" },
     settings = {
         { name = "config", type = "string", default = "/etc/matrix-synapse/homeserver.yaml",
@@ -336,90 +360,100 @@ return {
         { name = "server_context", type = "string", source = "config", key = "server_context",
           description = "Synapse's server_context: a label grouping several homeservers." },
     },
+    -- Every figure but the time is null, with a log line naming the field and the cause,
+    -- when phonehome cannot read where Synapse takes it from.
     fields = {
-        F.value("homeserver", "string", "The server_name of homeserver.yaml. No report is "
-            .. "built while its report_stats_endpoint differs from the endpoint in use.",
-            homeserver, { source = "config" }),
+        { name = "homeserver", type = "string", setting = "server_name", null = true,
+          description = "server_name of homeserver.yaml." },
         F.value("memory_rss", "int", "Peak resident memory of the homeserver process "
-            .. "(VmHWM, as getrusage's ru_maxrss); null when the process is not found.",
-            function(ctx) return ctx.process.peak_rss // 1024 end,
-            { unit = "KiB", null = true }),
+            .. "(VmHWM, as getrusage's ru_maxrss).",
+            function(ctx) return homeserver_process(ctx).peak_rss // 1024 end,
+            { unit = "KiB", null = true, source = "pid_file" }),
         F.value("cpu_average", "int", "CPU time the homeserver process used since the previous "
-            .. "report (or since it started), as a percentage of one core, rounded down; null "
-            .. "when the process is not found.", cpu_average,
-            { unit = "% of one core", null = true }),
+            .. "report (or since it started), as a percentage of one core, rounded down.",
+            cpu_average, { unit = "% of one core", null = true, source = "pid_file" }),
         { name = "server_context", type = "string", setting = "server_context", null = true,
           description = "server_context of homeserver.yaml; null when unset." },
-        F.value("timestamp", "int", "When the report was built.",
-                function(ctx) return math.floor(ctx.now) end,
-                { unit = "seconds since the epoch" }),
-        F.value("uptime_seconds", "int", "Time since the homeserver process started; null when "
-            .. "the process is not found.",
-            function(ctx) return math.max(0, math.floor(ctx.process.uptime)) end,
-            { unit = "seconds", null = true }),
+        F.value("timestamp", "int", "When the report was built. No report is built while "
+            .. "report_stats_endpoint in homeserver.yaml differs from the endpoint in use.",
+            timestamp, { unit = "seconds since the epoch", source = "config" }),
+        F.value("uptime_seconds", "int", "Time since the homeserver process started.",
+            function(ctx) return math.max(0, math.floor(homeserver_process(ctx).uptime)) end,
+            { unit = "seconds", null = true, source = "pid_file" }),
         F.value("python_version", "string", "The homeserver's Python version (major.minor.micro "
             .. "of the python_info series of its metrics); null when homeserver.yaml enables "
             .. "no metrics listener, as nothing else outside Synapse tells it.", python_version,
             { sources = { "config", "metrics" }, null = true }),
         F.count("total_users", "Registered users (all rows of users).",
-                { source = "db", value = first("db", "total_users") }),
+                { source = "db", value = first("db", "total_users"), null = true }),
         F.count("total_nonbridged_users", "Users not made by an application service "
             .. "(appservice_id IS NULL).",
-            { source = "db", value = first("db", "nonbridged_users") }),
+            { source = "db", value = first("db", "nonbridged_users"), null = true }),
         F.count("daily_user_type_native", "Users registered in the last 24 hours (creation_ts), "
             .. "neither guests nor made by an application service.",
-            { source = "db", value = group("daily_user_type", "user_type", "native") }),
+            { source = "db", value = group("daily_user_type", "user_type", "native"),
+              null = true }),
         F.count("daily_user_type_guest", "Guest users (is_guest) registered in the last 24 "
-            .. "hours.", { source = "db", value = group("daily_user_type", "user_type", "guest") }),
+            .. "hours.", { source = "db", value = group("daily_user_type", "user_type", "guest"),
+                           null = true }),
         F.count("daily_user_type_bridged", "Users an application service (appservice_id) "
             .. "registered in the last 24 hours.",
-            { source = "db", value = group("daily_user_type", "user_type", "bridged") }),
+            { source = "db", value = group("daily_user_type", "user_type", "bridged"),
+              null = true }),
         F.count("total_room_count", "Rows of rooms.",
-                { source = "db", value = first("db", "room_count") }),
+                { source = "db", value = first("db", "room_count"), null = true }),
         F.count("daily_active_users", "Distinct users of user_ips seen (last_seen) in the last "
-            .. "24 hours.", { source = "db", value = first("db", "daily_users") }),
+            .. "24 hours.", { source = "db", value = first("db", "daily_users"), null = true }),
         F.count("monthly_active_users", "Distinct users of user_ips seen (last_seen) in the "
-            .. "last 30 days.", { source = "db", value = first("db", "monthly_users") }),
+            .. "last 30 days.",
+            { source = "db", value = first("db", "monthly_users"), null = true }),
         F.count("daily_active_rooms", "Rooms with an m.room.message event in the last day "
             .. "(after the first event received in it).",
-            { source = "events", value = first("events", "daily_active_rooms") }),
+            { source = "events", value = first("events", "daily_active_rooms"), null = true }),
         F.count("daily_active_e2ee_rooms", "Rooms with an m.room.encrypted event in the last "
-            .. "day.", { source = "events", value = first("events", "daily_active_e2ee_rooms") }),
+            .. "day.", { source = "events", value = first("events", "daily_active_e2ee_rooms"),
+                         null = true }),
         F.count("daily_messages", "m.room.message events in the last day.",
-                { source = "events", value = first("events", "daily_messages") }),
+                { source = "events", value = first("events", "daily_messages"), null = true }),
         F.count("daily_e2ee_messages", "m.room.encrypted events in the last day.",
-                { source = "events", value = first("events", "daily_e2ee_messages") }),
+                { source = "events", value = first("events", "daily_e2ee_messages"),
+                  null = true }),
         F.count("daily_sent_messages", "m.room.message events in the last day whose sender "
             .. "ends in :server_name.",
-            { source = "events", value = first("events", "daily_sent_messages") }),
+            { source = "events", value = first("events", "daily_sent_messages"), null = true }),
         F.count("daily_sent_e2ee_messages", "m.room.encrypted events in the last day whose "
             .. "sender ends in :server_name.",
-            { source = "events", value = first("events", "daily_sent_e2ee_messages") }),
+            { source = "events", value = first("events", "daily_sent_e2ee_messages"),
+              null = true }),
         F.count("r30v2_users_all", "Any client." .. RETAINED,
-                { source = "db", value = first("db", "r30v2_all") }),
+                { source = "db", value = first("db", "r30v2_all"), null = true }),
         F.count("r30v2_users_android", "Element or Riot on Android." .. RETAINED,
-                { source = "db", value = group("r30v2_clients", "client_type", "android") }),
+                { source = "db", value = group("r30v2_clients", "client_type", "android"),
+                  null = true }),
         F.count("r30v2_users_ios", "Element or Riot on iOS." .. RETAINED,
-                { source = "db", value = group("r30v2_clients", "client_type", "ios") }),
+                { source = "db", value = group("r30v2_clients", "client_type", "ios"),
+                  null = true }),
         F.count("r30v2_users_electron", "Element or Riot desktop (Electron)." .. RETAINED,
-                { source = "db", value = group("r30v2_clients", "client_type", "electron") }),
+                { source = "db", value = group("r30v2_clients", "client_type", "electron"),
+                  null = true }),
         F.count("r30v2_users_web", "Web browsers (Mozilla or Gecko in the user agent)."
-            .. RETAINED, { source = "db", value = group("r30v2_clients", "client_type", "web") }),
+            .. RETAINED, { source = "db", value = group("r30v2_clients", "client_type", "web"),
+                           null = true }),
         F.value("cache_factor", "number", "caches.global_factor of homeserver.yaml (0.5 "
-            .. "unless set), integer or float as written.", cache_factor, { source = "config" }),
+            .. "unless set), integer or float as written.", cache_factor,
+            { source = "config", null = true }),
         F.value("event_cache_size", "int", "event_cache_size of homeserver.yaml in entries, "
             .. "Synapse's size syntax read (\"10K\" = 10240, the default).",
             function(ctx) return size(ctx.sources.config.event_cache_size or "10K") end,
-            { source = "config" }),
+            { source = "config", null = true }),
         F.value("database_engine", "string", "database.name of homeserver.yaml: psycopg2 "
             .. "(PostgreSQL) or sqlite3.", function(ctx) return engine(ctx.sources.config) end,
-            { source = "config" }),
+            { source = "config", null = true }),
         F.value("database_server_version", "string", "Version of the main database: "
             .. "PostgreSQL's server_version_num as major.minor, or the SQLite library's.",
-            function(ctx) return ctx.sources.db.version end, { source = "db" }),
+            function(ctx) return ctx.sources.db.version end, { source = "db", null = true }),
         F.value("log_level", "string", "Effective level of the synapse logger in the logging "
             .. "configuration log_config names (its own level, else the root's); INFO without "
-            .. "log_config; null when that file cannot be read.", log_level,
-            { sources = { "config", "logging" }, null = true }),
+            .. "log_config.", log_level, { sources = { "config", "logging" }, null = true }),
     },
 }

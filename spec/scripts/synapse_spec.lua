@@ -145,28 +145,59 @@ describe("synapse #integration", function()
         assert.are.equal(3 * 1024 * 1024, json.decode(r.out).event_cache_size)
     end)
 
-    it("finds the homeserver by its command line when no pid file is given", function()
+    it("finds the homeserver by its command line, and checks it against pid_file", function()
         local d = h.tmpdir()
-        local config = synapse.homeserver(d, synapse.sqlite_section(synapse.sqlite(d)))
+        local db = synapse.sqlite_section(synapse.sqlite(d))
+        -- without a pid_file: the oldest process with Synapse's command line, ours or older
+        local config = synapse.homeserver(d, db, { omit = { pid_file = true } })
         local proc = synapse.process(config, d .. "/homeserver.pid")
         finally(proc.stop)
         local r = show(config)
         assert.are.equal(0, r.code, r.err)
-        -- the oldest process with Synapse's command line: ours, or an older one
         local out = json.decode(r.out)
         assert.are.equal("integer", math.type(out.memory_rss))
         assert.are.equal("integer", math.type(out.uptime_seconds))
+        -- a process that is not the one homeserver.yaml's pid_file names is not measured
+        config = synapse.homeserver(d, db)
+        local other = tonumber(h.sh("sleep 60 >/dev/null 2>&1 & echo $!"))
+        finally(function() h.sh("kill " .. other) end)
+        r = show(config, { "--pid", tostring(other) })
+        assert.are.equal(0, r.code, r.err)
+        out = json.decode(r.out)
+        assert.are.same({ json.null, json.null, json.null },
+                        { out.memory_rss, out.cpu_average, out.uptime_seconds })
+        assert.matches("field 'memory_rss': the process found %(pid " .. other .. "%) is not "
+            .. "the homeserver of .-homeserver%.yaml, whose pid_file holds " .. proc.pid, r.err)
+        assert.are.equal(8, out.total_users)
     end)
 
-    it("builds no report when the database cannot be read, and says why", function()
+    it("reports null for what it cannot read, and says why, never 0", function()
         local d = h.tmpdir()
         local config = synapse.homeserver(d, synapse.sqlite_section(d .. "/missing.db"))
         local proc = synapse.process(config, d .. "/homeserver.pid")
         finally(proc.stop)
         local r = show(config, { "--pidfile", proc.pidfile })
-        assert.are.equal(1, r.code)
-        assert.matches("field 'total_users': source 'db' failed: .-missing%.db", r.err)
-        assert.are.equal("", r.out)
+        assert.are.equal(0, r.code, r.err)
+        local out = json.decode(r.out)
+        for k in pairs(synapse.expected) do
+            assert.are.equal(json.null, out[k], k)
+            assert.matches("field '" .. k .. "': source '%a+' failed: .-missing%.db", r.err)
+        end
+        assert.are.equal(json.null, out.database_server_version)
+        -- what homeserver.yaml says is still reported
+        assert.are.equal("example.org", out.homeserver)
+        assert.are.equal("sqlite3", out.database_engine)
+        -- no homeserver.yaml at all: only the time and the process's figures
+        r = show(d .. "/nothing.yaml", { "--pidfile", proc.pidfile })
+        assert.are.equal(0, r.code, r.err)
+        out = json.decode(r.out)
+        assert.are.equal("integer", math.type(out.timestamp))
+        assert.are.equal("integer", math.type(out.memory_rss))
+        for _, k in ipairs({ "homeserver", "total_users", "cache_factor", "log_level",
+                             "database_engine", "python_version" }) do
+            assert.are.equal(json.null, out[k], k)
+        end
+        assert.matches("field 'cache_factor': source 'config' failed: .-nothing%.yaml", r.err)
     end)
 
     it("sends only when homeserver.yaml says report_stats: true", function()
