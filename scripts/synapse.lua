@@ -148,6 +148,15 @@ local function python_version(ctx)
     return l.major .. "." .. l.minor .. "." .. l.patchlevel
 end
 
+-- server_name, from homeserver.yaml unless given; Synapse refuses to start without it, so
+-- a missing one is said.
+local function homeserver(ctx)
+    if ctx.settings.server_name then return ctx.settings.server_name end
+    local _ = ctx.sources.config  -- if the file itself could not be read, that is the cause
+    error("server_name is not in homeserver.yaml (Debian keeps it in "
+        .. "conf.d/server_name.yaml): give it with --set synapse.server_name=NAME", 0)
+end
+
 -- The report's time, once sure it goes where Synapse would send it: phonehome cannot take
 -- its endpoint from homeserver.yaml, so a differing report_stats_endpoint stops the report.
 local function timestamp(ctx)
@@ -363,8 +372,8 @@ return {
     -- Every figure but the time is null, with a log line naming the field and the cause,
     -- when phonehome cannot read where Synapse takes it from.
     fields = {
-        { name = "homeserver", type = "string", setting = "server_name", null = true,
-          description = "server_name of homeserver.yaml." },
+        F.value("homeserver", "string", "server_name of homeserver.yaml, or the setting "
+            .. "server_name.", homeserver, { source = "config", null = true }),
         F.value("memory_rss", "int", "Peak resident memory of the homeserver process "
             .. "(VmHWM, as getrusage's ru_maxrss).",
             function(ctx) return homeserver_process(ctx).peak_rss // 1024 end,

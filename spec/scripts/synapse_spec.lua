@@ -198,6 +198,17 @@ describe("synapse #integration", function()
             assert.are.equal(json.null, out[k], k)
         end
         assert.matches("field 'cache_factor': source 'config' failed: .-nothing%.yaml", r.err)
+        -- Debian keeps server_name in conf.d: without it, said, and given with --set
+        config = synapse.homeserver(d, synapse.sqlite_section(synapse.sqlite(d)),
+                                    { omit = { server_name = true } })
+        r = show(config, { "--pidfile", proc.pidfile })
+        assert.are.equal(json.null, json.decode(r.out).homeserver)
+        assert.matches("field 'homeserver': server_name is not in homeserver%.yaml", r.err)
+        r = show(config, { "--pidfile", proc.pidfile, "--set", "synapse.server_name=example.org" })
+        assert.are.equal("", r.err)
+        out = json.decode(r.out)
+        assert.are.equal("example.org", out.homeserver)
+        assert.are.equal(2, out.daily_sent_messages)
     end)
 
     it("sends only when homeserver.yaml says report_stats: true", function()
