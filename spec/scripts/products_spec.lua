@@ -209,14 +209,20 @@ coroot = {
 end)
 
 describe("synapse", function()
-    after_each(h.cleanup)
+    -- what a test started, stopped after it (busted keeps one finally)
+    local started = {}
+    after_each(function()
+        for i = #started, 1, -1 do started[i]() end
+        started = {}
+        h.cleanup()
+    end)
 
     -- a homeserver in Synapse's formats (spec/fixtures/synapse), its metrics listener on
     -- 127.0.0.1: the --set that points at its homeserver.yaml
     local function homeserver()
         local d = h.tmpdir()
         local metrics = synapse.metrics()
-        finally(metrics.stop)
+        started[#started + 1] = metrics.stop
         return "synapse.config=" .. synapse.homeserver(d,
             synapse.sqlite_section(synapse.sqlite(d)), { metrics_port = metrics.port }), d
     end
@@ -224,7 +230,7 @@ describe("synapse", function()
     it("sends exactly the documented statistics with their types, as canonical JSON", function()
         local config, d = homeserver()
         local proc = synapse.process(d .. "/homeserver.yaml", d .. "/homeserver.pid")
-        finally(proc.stop)
+        started[#started + 1] = proc.stop
         local text, ours = show("synapse", "", { "--set", config, "--pidfile", proc.pidfile })
         local want = {}
         for line in fixture("synapse-fields.txt"):gmatch("[^\n]+") do
