@@ -5,6 +5,7 @@ local definition = require("phonehome.definition")
 local json = require("phonehome.json")
 local sandbox = require("phonehome.sandbox")
 local h = require("support.helper")
+local synapse = require("fixtures.synapse.fixture")
 
 -- JSON kind of a decoded value; empty tables are both arrays and objects to cjson.
 local function kind(v)
@@ -271,11 +272,29 @@ end)
 describe("synapse", function()
     setup(h.lock_bundled)
     teardown(h.unlock_bundled)
-    after_each(h.cleanup)
+    -- what a test started, stopped after it (busted keeps one finally)
+    local started = {}
+    after_each(function()
+        for i = #started, 1, -1 do started[i]() end
+        started = {}
+        h.cleanup()
+    end)
+
+    -- a homeserver in Synapse's formats (spec/fixtures/synapse), its metrics listener on
+    -- 127.0.0.1: the --set that points at its homeserver.yaml
+    local function homeserver()
+        local d = h.tmpdir()
+        local metrics = synapse.metrics()
+        started[#started + 1] = metrics.stop
+        return "synapse.config=" .. synapse.homeserver(d,
+            synapse.sqlite_section(synapse.sqlite(d)), { metrics_port = metrics.port }), d
+    end
 
     it("sends exactly the documented statistics with their types, as canonical JSON", function()
-        local text, ours = show("synapse", [[synapse = { python_version = "3.11.2",
-            server_context = "fleet-a", database_server_version = "3.40.1" }]])
+        local config, d = homeserver()
+        local proc = synapse.process(d .. "/homeserver.yaml", d .. "/homeserver.pid")
+        started[#started + 1] = proc.stop
+        local text, ours = show("synapse", "", { "--set", config, "--pidfile", proc.pidfile })
         local want = {}
         for line in fixture("synapse-fields.txt"):gmatch("[^\n]+") do
             local name, t = line:match("^(%S+) (%S+)$")
@@ -303,7 +322,7 @@ describe("synapse", function()
             .. "io.open(\"" .. ready .. "\", \"w\"):write(\"1\"):close() "
             .. "os.execute(\"sleep 60\") return #s' >/dev/null 2>&1 & echo $!")
         h.wait_for(ready, "1", 60)
-        local _, ours = show("synapse", "", { "--pid", pid })
+        local _, ours = show("synapse", "", { "--pid", pid, "--set", (homeserver()) })
         h.sh("kill " .. pid)
         assert.is_true(ours.memory_rss >= 60 * 1024, "memory_rss " .. ours.memory_rss)
         -- no older than the time since it was started, by the same clock
