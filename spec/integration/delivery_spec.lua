@@ -21,12 +21,12 @@ describe("delivery as the product does it #integration", function()
 
     it("sends the product's User-Agent and headers", function()
         local ep = h.endpoint("200")
-        local dir = product('{ user_agent = "Product/{server_version} ({missing})", '
+        local dir = product('{ user_agent = "Product/{server_version} Lib/{missing}", '
             .. 'headers = { "Accept: application/json" } }')
         local r = once(dir, ep)
         assert.are.equal(0, r.code, r.err)
         local req = ep.requests()[1]
-        assert.matches("user%-agent: Product/1%.2%.3 %(unknown%)\n", req.headers)
+        assert.matches("user%-agent: Product/1%.2%.3 Lib\n", req.headers)
         assert.matches("accept: application/json\n", req.headers)
         assert.matches("content%-type: application/json\n", req.headers)
         ep.stop()

@@ -255,20 +255,28 @@ describe("synapse #integration", function()
         assert.are.equal(1, #sent)
     end)
 
-    it("refuses to build a report bound elsewhere than report_stats_endpoint", function()
+    it("sends as Synapse does: PUT to report_stats_endpoint, its Accept, success only with "
+       .. "a JSON answer, a failed report dropped", function()
         local d = h.tmpdir()
+        local ep = h.endpoint("200~")
+        stop_later(ep.stop)
         local config = synapse.homeserver(d, synapse.sqlite_section(synapse.sqlite(d)),
-            { extra = "report_stats_endpoint: https://stats.example.net/push" })
+            { extra = "report_stats_endpoint: " .. ep.url .. "/push" })
         local proc = synapse.process(config, d .. "/homeserver.pid")
         stop_later(proc.stop)
-        local r = show(config, { "--pidfile", proc.pidfile })
+        local data = h.tmpdir()
+        local r = h.run({ "run", "synapse", "--once", "--scripts", "scripts", "--data-dir", data,
+                          "--pidfile", proc.pidfile, "--set", "synapse.config=" .. config },
+                        nil, 60)
+        local sent = ep.requests()
+        assert.are.equal(1, #sent)
+        assert.are.equal("/push", sent[1].path)
+        assert.matches("accept: application/json\n", sent[1].headers)
+        assert.matches("user%-agent: Synapse\n", sent[1].headers)
+        -- a 200 that is not JSON is not a success to Synapse; and it never resends
         assert.are.equal(1, r.code)
-        assert.matches("report_stats_endpoint https://stats%.example%.net/push.-"
-            .. "synapse%.endpoint", r.err)
-        r = show(config, { "--pidfile", proc.pidfile,
-                           "--set", "synapse.endpoint=https://stats.example.net/push" })
-        assert.are.equal(0, r.code, r.err)
-        assert.are.equal("example.org", json.decode(r.out).homeserver)
+        assert.matches('msg="endpoint answered without JSON"', r.err)
+        assert.are.same({}, h.ls(data .. "/synapse/spool"))
     end)
 
     it("lists in docs every file, key, query and URL it reads", function()

@@ -183,19 +183,21 @@ function M.bodies(def, body)
     return out
 end
 
--- user_agent(d, report) -> the User-Agent of a report: the definition's, each {path}
--- replaced by the report's field at that dotted path ("Synapse/{server_version}"), or
--- "unknown" when it has none; else phonehome's own (default).
+-- user_agent(d, report, default) -> the User-Agent of a report: the definition's, each
+-- {path} replaced by the report's field at that dotted path ("Synapse/{server_version}");
+-- a field the report lacks leaves out the placeholder and a "/" before it ("Synapse").
+-- Without one, phonehome's own (default).
 function M.user_agent(d, report, default)
     if not d.user_agent then return default end
-    return (d.user_agent:gsub("{([%w_%.%-]+)}", function(path)
+    local text = d.user_agent:gsub("(/?){([%w_%.%-]+)}", function(slash, path)
         local v = report
         for part in path:gmatch("[^%.]+") do v = type(v) == "table" and v[part] or nil end
         if type(v) == "string" or type(v) == "number" then
-            return (tostring(v):gsub("%c", ""))
+            return slash .. (tostring(v):gsub("%c", ""))
         end
-        return "unknown"
-    end))
+        return ""
+    end)
+    return text
 end
 
 M.MAX_WAIT = 3600   -- seconds: no answer makes a product wait longer before a retry
