@@ -6,32 +6,38 @@ package.path = "bench/?.lua;" .. package.path
 local util = require("util")
 util.paths(build)
 
+local async = require("phonehome.base.async")
 local core = require("phonehome.core")
 local sandbox = require("phonehome.sandbox")
 
-local BUILDS, EXECS = 2000, 50
+local BUILDS, EXECS = 200, 30
 
 local sh, median = util.sh, util.median
 
 local tmp = util.tmpdir()
 local bin = build .. "/phonehome"
 
--- Time of p:build() alone: probes, field functions, checks and encoding, measured
--- inside this process across the sandbox boundary, as the daemon calls it.
+-- Time of p:build() alone: probes, sources, field functions, checks and encoding,
+-- measured inside this process across the sandbox boundary, as the daemon calls it (in a
+-- coroutine, the loop turning while sources are read). nil when the product cannot build
+-- a report on this machine (its server is not here: MongooseIM needs its GraphQL API).
 local function build_time(name)
     local p = assert(sandbox.open("scripts/" .. name .. ".lua"))
     local settings = {}
     for _, s in ipairs(p.def.settings) do settings[s.name] = s.default end
     local opts = { settings = settings, instance_id = core.uuid(), session_id = core.uuid() }
-    local times = {}
-    for i = 1, BUILDS do
-        local t0 = core.monotonic()
-        local json = p:build(opts)
-        times[i] = (core.monotonic() - t0) * 1e6
-        assert(json)
-    end
+    local times, built = {}, true
+    async.spawn(function()
+        for i = 1, BUILDS do
+            local t0 = core.monotonic()
+            local json = p:build(opts)
+            times[i] = (core.monotonic() - t0) * 1e6
+            if not json then built = false break end
+        end
+    end)
+    core.run()
     p:close()
-    return median(times)
+    return built and median(times) or nil
 end
 
 -- Peak RSS and private memory of the real `phonehome show` process, read from /proc
@@ -61,7 +67,7 @@ local function exec_time(name)
         local t0 = core.monotonic()
         local out = sh(bin .. " show " .. name .. " --data-dir " .. tmp .. " 2>/dev/null")
         times[i] = (core.monotonic() - t0) * 1e3
-        assert(out:sub(1, 1) == "{")
+        if out:sub(1, 1) ~= "{" then return nil end
     end
     return median(times)
 end
@@ -76,9 +82,13 @@ end
 table.sort(names)
 for _, name in ipairs(names) do
     local us = build_time(name)
-    local hwm, anon = process_memory(name)
-    local ms = exec_time(name)
-    print(string.format("%-14s %11.0f µs %11d KiB %11d KiB %11.2f ms", name, us, hwm or -1,
-                        anon or -1, ms))
+    if not us then
+        print(string.format("%-14s %s", name, "(builds no report without its server here)"))
+    else
+        local hwm, anon = process_memory(name)
+        local ms = exec_time(name) or -1
+        print(string.format("%-14s %11.0f µs %11d KiB %11d KiB %11.2f ms", name, us, hwm or -1,
+                            anon or -1, ms))
+    end
 end
 os.execute("rm -rf " .. tmp)
