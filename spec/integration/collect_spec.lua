@@ -44,6 +44,8 @@ local function ga4_body(n)
 end
 
 describe("phonehome collect #integration", function()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     local c
     before_each(function() c = start() end)
     after_each(function()
@@ -210,6 +212,8 @@ describe("phonehome collect #integration", function()
 end)
 
 describe("phonehome collect, on bad ground #integration", function()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
 
     it("refuses a database file that is not SQLite, and one it cannot create", function()

@@ -30,6 +30,8 @@ local long_calls = {
 }
 
 describe("limits nothing escapes #integration", function()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
 
     for what, body in pairs(long_calls) do

@@ -25,6 +25,8 @@ local function status(args)
 end
 
 describe("durations #integration", function()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
 
     -- each: the script's text, the key and the value the error must name
@@ -145,6 +147,8 @@ describe("durations #integration", function()
 end)
 
 describe("a state file of the wrong shape #integration", function()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
 
     local shapes = { '{"last_sent":"abc"}', '{"next_due":1e999}', '{"last_sent":1e999}',
@@ -215,6 +219,8 @@ describe("a state file of the wrong shape #integration", function()
 end)
 
 describe("a spool file it cannot read #integration", function()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
 
     it("is logged and set aside, never counted, and status counts what would be sent",
@@ -256,6 +262,8 @@ describe("a spool file it cannot read #integration", function()
 end)
 
 describe("a scripts directory deleted and recreated #integration", function()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     local ep, d, scripts
     before_each(function()
         ep = h.endpoint("201")
@@ -311,6 +319,8 @@ describe("a scripts directory deleted and recreated #integration", function()
 end)
 
 describe("instance ids #integration", function()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
 
     it("keeps an id written with a trailing newline or spaces, trimmed", function()
@@ -331,6 +341,8 @@ describe("instance ids #integration", function()
 end)
 
 describe("a product's own files #integration", function()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
 
     local names = {

@@ -5,6 +5,8 @@ local json = require("phonehome.json")
 local h = require("support.helper")
 
 describe("make install #integration", function()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
 
     it("installs a phonehome whose every command works from the installed tree", function()

@@ -28,6 +28,8 @@ local function hides(secrets, text, where)
 end
 
 describe("the network is hostile #integration", function()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     after_each(h.cleanup)
 
     describe("plain http", function()

@@ -23,6 +23,8 @@ local function mongooseim_node(args)
 end
 
 describe("phonehome run #integration", function()
+    setup(h.lock_bundled)
+    teardown(h.unlock_bundled)
     local c
     after_each(function()
         if c then c.stop() end

@@ -91,7 +91,8 @@ function M.lock(name)
         return
     end
     local dir = "/tmp/phonehome-spec-lock-" .. name
-    local me = M.sh("echo $PPID")
+    -- this process (a shell's $PPID would be the shell io.popen starts, gone at once)
+    local me = tostring(require("phonehome.core").process().pid)
     for _ = 1, 30000 do
         if M.sh("mkdir " .. dir .. " 2>/dev/null && echo " .. me .. " >" .. dir
                 .. "/pid && echo ok") == "ok" then
