@@ -21,6 +21,7 @@ typedef struct pg_job {
     int nq, qi;               /* queries; the one running, 0 while connecting */
     int copy;                 /* a COPY's status while its data is thrown away */
     int qfailed;              /* the query running failed: the rest of its results are dropped */
+    int guard;                /* the transaction of the query running is being opened */
     double timeout;           /* seconds */
     char *err;                /* a failure found at start, told from the loop */
     char *password;           /* kept out of messages */

@@ -13,6 +13,7 @@ typedef struct {
 
 static void pg_io(pg_job *j);
 static void pg_next(pg_job *j);
+static int pg_send(pg_job *j);
 
 static void pg_free_handle(uv_handle_t *h)
 {
@@ -172,6 +173,12 @@ static void pg_take(pg_job *j, const PGresult *res)
         j->copy = st;
     if (j->qfailed || st == PGRES_COMMAND_OK || st == PGRES_EMPTY_QUERY)
         return;
+    if (j->guard && st != PGRES_TUPLES_OK) { /* our own statements: only their failure */
+        m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        pg_query_error(j, m != NULL ? m : PQresultErrorMessage(res));
+    }
+    if (j->guard)
+        return;
     if (j->copy != 0) {
         pg_query_error(j, "COPY is not supported");
     } else if (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) {
@@ -231,6 +238,10 @@ static void pg_io(pg_job *j)
         if (PQisBusy(j->conn))
             break;
         if ((res = PQgetResult(j->conn)) == NULL) {
+            /* the query's transaction is open: the query itself, or the next */
+            if (j->guard && !j->qfailed && pg_send(j) == 0)
+                continue;
+            j->guard = 0;
             pg_next(j);
             return;
         }
@@ -243,38 +254,61 @@ static void pg_io(pg_job *j)
         pg_finish(j, "cannot watch the connection's socket");
 }
 
-/* Sends the next query (its SQL and parameters are strings in the copy at q_ref), or
- * ends the job with the result when there is none left. */
-static void pg_next(pg_job *j)
+/* Each query runs in a read-only transaction of its own whose snapshot is taken before
+ * the query: from then on nothing in it (set_config, SET TRANSACTION READ WRITE) can make
+ * it writable, and whatever a query did to the session (a COMMIT, a changed
+ * default_transaction_read_only) is rolled back or overridden before the next one. */
+#define PG_GUARD "START TRANSACTION READ ONLY; SELECT 1"
+
+/* Sends query qi itself (its SQL and parameters are strings in the copy at q_ref), its
+ * transaction open: 0, or -1 with the query failed. */
+static int pg_send(pg_job *j)
 {
     lua_State *L = j->L;
     const char **v;
     int n, i, sent;
 
+    j->guard = 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, j->q_ref); /* qs */
+    lua_rawgeti(L, -1, j->qi);                   /* qs { sql, params... } */
+    n = (int)lua_rawlen(L, -1);
+    if ((v = malloc((size_t)n * sizeof *v)) == NULL) {
+        lua_pop(L, 2);
+        pg_query_error(j, "out of memory");
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, i + 1);
+        v[i] = lua_tostring(L, -1); /* the copy holds the string */
+        lua_pop(L, 1);
+    }
+    sent = PQsendQueryParams(j->conn, v[0], n - 1, NULL, v + 1, NULL, NULL, 0);
+    free(v);
+    lua_pop(L, 2);
+    if (!sent) {
+        pg_query_error(j, PQerrorMessage(j->conn));
+        return -1;
+    }
+    PQsetSingleRowMode(j->conn); /* so that max_rows and max_bytes bound memory */
+    return 0;
+}
+
+/* Opens the transaction of the next query (the query follows in pg_io), or ends the job
+ * with the result when there is none left. */
+static void pg_next(pg_job *j)
+{
+    int idle;
+
     while (++j->qi <= j->nq) {
         j->rows = j->qbytes = j->qfailed = 0;
         pg_record(j, NULL, NULL);
-        lua_rawgeti(L, LUA_REGISTRYINDEX, j->q_ref); /* qs */
-        lua_rawgeti(L, -1, j->qi);                   /* qs { sql, params... } */
-        n = (int)lua_rawlen(L, -1);
-        if ((v = malloc((size_t)n * sizeof *v)) == NULL) {
-            lua_pop(L, 2);
-            pg_query_error(j, "out of memory");
-            continue;
-        }
-        for (i = 0; i < n; i++) {
-            lua_rawgeti(L, -1, i + 1);
-            v[i] = lua_tostring(L, -1); /* the copy holds the string */
-            lua_pop(L, 1);
-        }
-        sent = PQsendQueryParams(j->conn, v[0], n - 1, NULL, v + 1, NULL, NULL, 0);
-        free(v);
-        lua_pop(L, 2);
-        if (sent) {
-            PQsetSingleRowMode(j->conn); /* so that max_rows and max_bytes bound memory */
+        j->guard = 1;
+        idle = PQtransactionStatus(j->conn) == PQTRANS_IDLE;
+        if (PQsendQuery(j->conn, idle ? PG_GUARD : "ROLLBACK; " PG_GUARD)) {
             pg_io(j);
             return;
         }
+        j->guard = 0;
         pg_query_error(j, PQerrorMessage(j->conn));
     }
     pg_finish(j, NULL);
