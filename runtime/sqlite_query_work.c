@@ -2,11 +2,15 @@
  * database read-only, refuses what would write, prepares, binds and steps each query, and
  * keeps its rows in C within the job's bounds; a flag, the deadline and sqlite3_interrupt
  * stop it. Values, parameters and rows alike, are kept one after the other in a buffer. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "sqlite_query.h"
 
 /* Appends a value to b: 0, or -1 out of memory. */
@@ -195,6 +199,65 @@ void query_set_state(query_job *j, int state)
     uv_mutex_unlock(&j->lock);
 }
 
+/* Whether the file is a database in WAL mode (bytes 18 and 19 of its header are 2) whose
+ * -wal or -shm file is missing: the product is not running. */
+static int query_wal_missing(const char *path)
+{
+    unsigned char head[20];
+    char aux[PATH_MAX + 8];
+    int fd, missing = 0;
+
+    if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+        return 0;
+    if (read(fd, head, sizeof head) == (ssize_t)sizeof head && (head[18] == 2 || head[19] == 2)) {
+        snprintf(aux, sizeof aux, "%s-wal", path);
+        missing = access(aux, F_OK) != 0;
+        snprintf(aux, sizeof aux, "%s-shm", path);
+        missing |= access(aux, F_OK) != 0;
+    }
+    close(fd);
+    return missing;
+}
+
+/* Opens the database read-only, creating nothing: an SQLite result code, or -1 with the
+ * job's error set. Only a regular file is opened: a FIFO would hold this thread, and the
+ * state's close that waits for it, forever. SQLite creates a WAL database's -wal and -shm
+ * files even for a read-only connection, as the user phonehome runs as (root, say), and a
+ * product running as another user could no longer open its own database: when they are
+ * missing, the file is opened as immutable instead (what a -wal left without its -shm by
+ * a crash holds is then not seen). */
+static int query_open(query_job *j, sqlite3 **db)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char uri[3 * PATH_MAX + 32], *u = uri;
+    const unsigned char *p;
+    struct stat st;
+
+    if (stat(j->path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(j->error, sizeof j->error, "%s: %s", j->path,
+                 access(j->path, F_OK) < 0 ? strerror(errno) : "not a regular file");
+        return -1;
+    }
+    if (!query_wal_missing(j->path))
+        return sqlite3_open_v2(j->path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    /* file:PATH?immutable=1, the path percent-encoded; an absolute one after an empty
+     * authority, so that one starting with // is not read as a host */
+    u += snprintf(u, 8, "file:%s", j->path[0] == '/' ? "//" : "");
+    for (p = (const unsigned char *)j->path; *p != '\0'; p++) {
+        if (strchr("/._-~", *p) != NULL || (*p < 128 && (*p | 32) >= 'a' && (*p | 32) <= 'z')
+            || (*p >= '0' && *p <= '9')) {
+            *u++ = (char)*p;
+        } else {
+            *u++ = '%';
+            *u++ = hex[*p >> 4];
+            *u++ = hex[*p & 15];
+        }
+    }
+    snprintf(u, 16, "?immutable=1");
+    return sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
+                           NULL);
+}
+
 /* The worker: opens the file read-only (never creating it), then runs each query. */
 void query_work(uv_work_t *w)
 {
@@ -203,7 +266,8 @@ void query_work(uv_work_t *w)
     int rc, i;
 
     query_set_state(j, QUERY_WORKING);
-    rc = sqlite3_open_v2(j->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if ((rc = query_open(j, &db)) == -1)
+        goto out;
     if (rc == SQLITE_OK) {
         uv_mutex_lock(&j->lock);
         j->db = db; /* a stop asked before it was set is seen by the handlers */
@@ -231,6 +295,7 @@ void query_work(uv_work_t *w)
         snprintf(j->error, sizeof j->error, "%s: %s", j->path,
                  db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     }
+out:
     uv_mutex_lock(&j->lock);
     j->db = NULL;
     uv_mutex_unlock(&j->lock);

@@ -54,4 +54,41 @@ describe("hostile sources #integration", function()
             assert.are.same({ writes = 0, n = 1 }, json.decode(r.out))
         end
     end)
+    it("reads a SQLite database in WAL mode without creating files beside it", function()
+        local d = h.tmpdir()
+        h.sh("sqlite3 " .. d .. "/app.db \"PRAGMA journal_mode=wal; CREATE TABLE users(n TEXT); "
+            .. "INSERT INTO users VALUES ('a'), ('b');\" >/dev/null")
+        local before = h.sh("ls " .. d)
+        assert.are.equal("app.db", before)
+        local dir = product(string.format('{ name = "db", kind = "sql", description = "d", '
+            .. 'database = %q, queries = { n = "SELECT count(*) AS n FROM users" } },',
+            d .. "/app.db"), field("n", "int", "return ctx.sources.db.n[1].n", 'source = "db",'))
+        local r = show(dir)
+        assert.are.equal(0, r.code, r.err)
+        assert.are.same({ n = 2 }, json.decode(r.out))
+        -- the product not running, phonehome made no -wal or -shm file (as root, they
+        -- would be root's, and the product could not open its own database)
+        assert.are.equal(before, h.sh("ls " .. d))
+        -- the product running, with rows still in its WAL: they are read. It runs until
+        -- its input, a FIFO held open here (read-write, so that opening it waits for no one).
+        h.sh("mkfifo " .. d .. "/in")
+        local input = assert(io.open(d .. "/in", "r+"))
+        local pid = tonumber(h.sh("sqlite3 -cmd 'PRAGMA wal_autocheckpoint=0' -cmd \"INSERT "
+            .. "INTO users VALUES ('c')\" " .. d .. "/app.db >/dev/null 2>&1 <" .. d .. "/in & "
+            .. "echo $!"))
+        finally(function()
+            input:close()
+            h.sh("kill " .. pid .. " 2>/dev/null")
+        end)
+        for _ = 1, 500 do
+            local f = io.open(d .. "/app.db-wal", "rb")
+            local size = f and f:seek("end") or 0
+            if f then f:close() end
+            if size > 0 then break end
+            h.sh("sleep 0.02")
+        end
+        r = show(dir)
+        assert.are.equal(0, r.code, r.err)
+        assert.are.same({ n = 3 }, json.decode(r.out))
+    end)
 end)
