@@ -506,13 +506,13 @@ return {
               .. "unset: reports and logs the notice." },
         { name = "initial_report", type = "int", default = 300000, source = "config",
           key = SERVICE .. "initial_report",
-          description = "Delay of the first report after start, in milliseconds. phonehome "
-              .. "schedules by --set, --config or the default: the value in mongooseim.toml "
-              .. "is shown by show and docs but does not move the daemon's timer." },
+          description = "Delay of the first report after start, in milliseconds: "
+              .. "mongooseim.toml's, read when the daemon starts the product (--set and "
+              .. "--config win over it)." },
         { name = "periodic_report", type = "int", default = 10800000, source = "config",
           key = SERVICE .. "periodic_report",
-          description = "Time between reports, in milliseconds (as initial_report: the "
-              .. "daemon's timer takes it from --set, --config or the default)." },
+          description = "Time between reports, in milliseconds, counted from the start of "
+              .. "the last one: mongooseim.toml's as each report reads it." },
         { name = "tracking_id.id", type = "string", source = "config",
           key = SERVICE .. "tracking_id.id",
           description = "The operator's GA4 measurement id (G-XXXX): the reports go there. "

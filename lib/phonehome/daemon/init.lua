@@ -26,8 +26,8 @@ local function load_products(ctx, scale)
                 dry_run = ctx.options["dry-run"] == true, once = ctx.options.once == true,
                 session_id = core.uuid(), products = {}, stopping = false }
     function D.sched_opts(p)
-        return { start = start, now = core.time(), state = p.state, settings = p.settings,
-                 scale = scale, random = math.random }
+        return { start = start, now = core.time(), state = p.state,
+                 settings = runner.settings_now(p), scale = scale, random = math.random }
     end
     local names = #ctx.args > 0 and ctx.args or sandbox.names(ctx.scripts)
     if #ctx.args > 0 then

@@ -156,6 +156,17 @@ function M.flush(D, p)
     end
 end
 
+-- The options of a build, or of a read of the sources before one (see sandbox.build).
+local function build_opts(D, p, target, dry)
+    return {
+        settings = p.settings, settings_given = given(D, p.name), dry = dry,
+        pid = target.pid, pid_error = target.error, session_id = D.session_id,
+        instance_id = dry and core.uuid() or datadir.instance_id(D.data_dir, p.def),
+        last_sent = p.state.last_sent, previous = json.without_nulls(p.previous) or nil,
+        previous_process = p.state.process,
+    }
+end
+
 -- build(D, p [, dry [, decide]]) -> json, warnings | nil, errors | false, and what was
 -- read of the sources: a report of the product's version from what the data directory
 -- holds (the last report, the schedule state) and what its sources read now, as the
@@ -172,13 +183,7 @@ function M.build(D, p, dry, decide_hook)
     local hooks = { decide = decide_hook and function(product_settings)
         return decide_hook(target, product_settings)
     end }
-    local body, problems, info = p.product:build({
-        settings = p.settings, settings_given = given(D, p.name), dry = dry,
-        pid = target.pid, pid_error = target.error, session_id = D.session_id,
-        instance_id = dry and core.uuid() or datadir.instance_id(D.data_dir, p.def),
-        last_sent = p.state.last_sent, previous = json.without_nulls(p.previous) or nil,
-        previous_process = p.state.process,
-    }, hooks)
+    local body, problems, info = p.product:build(build_opts(D, p, target, dry), hooks)
     -- the target's CPU time now, for the next report's average since this one
     local proc = target.pid and core.process(target.pid)
     if proc then
@@ -186,6 +191,42 @@ function M.build(D, p, dry, decide_hook)
                             cpu = proc.user_cpu + proc.system_cpu }
     end
     return body, problems, info
+end
+
+-- The settings the product runs with now: those of its last read of the product's own
+-- config when there was one (see adopt), else those given to phonehome.
+function M.settings_now(p)
+    return p.read_settings or p.settings
+end
+
+-- Takes settings read from the product's config (product_settings) as the ones it runs
+-- with: its schedule, notice and delivery follow them. A duration of the schedule the
+-- config gives out of range is logged, and the schedule keeps those given to phonehome.
+-- Returns whether a duration of the schedule changed.
+local function adopt(p, product_settings)
+    local names = schedule.setting_names(p.def.schedule)
+    local name, err = schedule.settings_problem(p.def.schedule, product_settings)
+    if name then
+        log.warn({ product = p.name, setting = name, error = err,
+                   msg = "the product's config gives a schedule phonehome cannot keep; "
+                       .. "the setting's value given to phonehome is used" })
+        local kept = {}
+        for k, v in pairs(product_settings) do kept[k] = v end
+        for _, n in ipairs(names) do kept[n] = p.settings[n] end
+        product_settings = kept
+    end
+    local before = M.settings_now(p)
+    p.read_settings = product_settings
+    for _, n in ipairs(names) do
+        if before[n] ~= product_settings[n] then return true end
+    end
+    return false
+end
+
+local arm
+
+local function log_next(p)
+    log.info({ product = p.name, msg = "next report", due = timefmt.iso8601(p.state.next_due, 3) })
 end
 
 -- One scheduled report: decide, build, keep the last report, spool, deliver.
@@ -208,6 +249,14 @@ local function report(D, p)
             return false
         end
         p.sending, p.reason = sending, why
+        if adopt(p, product_settings) and p.timer and p.armed then
+            -- the product's config times its reports: the next one follows it now
+            p.state.next_due = schedule.after(p.def.schedule, D.sched_opts(p), p.armed.due,
+                                              p.armed.started)
+            M.save(D, p)
+            log_next(p)
+            arm(D, p)
+        end
         return sending or p.def.optout.build_when_off
     end)
     p.building = false
@@ -225,7 +274,7 @@ local function report(D, p)
     end
     for _, w in ipairs(problems) do log.warn({ product = p.name, msg = w }) end
     p.state.last_built = core.time()
-    p.read_settings = info and info.settings or nil
+    if info and info.settings then p.read_settings = info.settings end
     p.previous = json.decode(body) or false
     datadir.write_last_report(D.data_dir, p.def, body)
     if not p.sending or D.dry_run then
@@ -237,7 +286,8 @@ local function report(D, p)
         log.info({ product = p.name, msg = "sending report", report = body })
     end
     p.spool:push(core.uuid(), body)
-    local wait = D.once and 0 or schedule.seconds(p.def.schedule.send_delay, p.settings, D.scale)
+    local wait = D.once and 0 or schedule.seconds(p.def.schedule.send_delay, M.settings_now(p),
+                                                  D.scale)
     if wait > 0 then async.sleep(wait) end
     M.flush(D, p)
 end
@@ -252,15 +302,11 @@ function M.report(D, p)
     end
 end
 
-local function log_next(p)
-    log.info({ product = p.name, msg = "next report", due = timefmt.iso8601(p.state.next_due, 3) })
-end
-
 -- Arms the timer of the product's next report, due at p.state.next_due. When it fires,
 -- the report after it is armed first, so that nothing in a report (an error, a long
 -- wait for the endpoint) can stop the schedule; a report still being delivered when the
 -- next is built leaves it in the spool, delivered in order by the same flush.
-local function arm(D, p)
+function arm(D, p)
     if p.timer then p.timer:close() end
     -- at least 1 ms: libuv runs a 0 ms timer armed by a timer in the same pass; at most
     -- async.MAX_WAIT: a later report is armed again when that much has passed
@@ -271,6 +317,7 @@ local function arm(D, p)
         if ms == async.MAX_WAIT and p.state.next_due > core.time() then return arm(D, p) end
         local due, started = p.state.next_due, core.time()
         -- counted from when this report started, sent or not (MongooseIM's rule)
+        p.armed = { due = due, started = started }
         p.state.next_due = schedule.after(p.def.schedule, D.sched_opts(p), due, started)
         M.save(D, p)
         log_next(p)
@@ -321,10 +368,35 @@ function M.resume_sending(D, p)
     if p.sending and not D.dry_run and p.spool:depth() > 0 then async.spawn(M.flush, D, p) end
 end
 
--- Starts a loaded product: its disclosure, its first due time, its timer, and the
--- reports an earlier run left in its spool.
-function M.start(D, p)
-    local text = disclosure.text(p.def, p.sending, p.settings)
+-- Whether deciding, the notice or the schedule take a setting from the product's config.
+local function reads_product_first(def)
+    local names = schedule.setting_names(def.schedule)
+    for _, c in ipairs(def.optout.settings) do names[#names + 1] = c.name end
+    for name in pairs(def.disclosure.quiet_when or {}) do names[#names + 1] = name end
+    local wanted = {}
+    for _, name in ipairs(names) do wanted[name] = true end
+    for _, s in ipairs(def.settings) do
+        if wanted[s.name] and s.source then return true end
+    end
+    return false
+end
+
+-- The settings with what the product's config says of its switches, notice and schedule
+-- (only the sources those read are read), or nil when they cannot be read.
+local function read_first(D, p, target)
+    local read
+    local ok, err = pcall(p.product.read_sources, p.product, build_opts(D, p, target, false), {
+        decide = function(product_settings)
+            read = product_settings
+            return false
+        end,
+    })
+    if not ok then log.warn({ product = p.name, msg = "product config not read", error = err }) end
+    return read
+end
+
+local function announce(D, p)
+    local text = disclosure.text(p.def, p.sending, M.settings_now(p))
     if text then
         io.stderr:write(text, "\n")
         io.stderr:flush()
@@ -337,6 +409,34 @@ function M.start(D, p)
     log_next(p)
     arm(D, p)
     M.resume_sending(D, p)
+end
+
+-- Starts a loaded product: its decision and notice as the product's process and config
+-- say them, its first due time, its timer, and the reports an earlier run left in its
+-- spool. When the product's config decides any of it, that is read first (in a coroutine
+-- of its own: the loop goes on meanwhile).
+function M.start(D, p)
+    if D.once or not reads_product_first(p.def) then
+        local target = M.target(D, p)
+        if target and target.pid and not D.once then
+            local sending, why = decide(D, p, target)
+            if sending ~= nil then p.sending, p.reason = sending, why end
+        end
+        return announce(D, p)
+    end
+    async.spawn(function()
+        local target = M.target(D, p) or {}
+        local product_settings = read_first(D, p, target)
+        if product_settings then adopt(p, product_settings) end
+        local sending, why = decide(D, p, target, product_settings)
+        if sending == nil then
+            log.error({ product = p.name, msg = "opt-out switch not understood; not sending",
+                        error = why })
+            sending = false
+        end
+        p.sending, p.reason = sending, why
+        if not (D.stopping or p.stopped) then announce(D, p) end
+    end)
 end
 
 -- Stops a product whose script was removed; its state stays on disk.

@@ -8,6 +8,9 @@ local M = {}
 local schedule_keys = { first = true, interval = true, jitter = true, anchor = true,
                         at_start = true, send_delay = true }
 
+-- The durations, in the order they are checked.
+local DURATIONS = { "first", "interval", "jitter", "send_delay" }
+
 -- Durations that must be positive; first, jitter and send_delay may be 0.
 local positive = { interval = true }
 
@@ -19,10 +22,19 @@ function M.seconds(v, settings, scale)
     return assert(duration.parse(v)) / 1000 / (scale or 1)
 end
 
+-- The names of the settings the schedule takes durations from.
+function M.setting_names(s)
+    local names = {}
+    for _, k in ipairs(DURATIONS) do
+        if type(s[k]) == "table" then names[#names + 1] = s[k].setting end
+    end
+    return names
+end
+
 -- settings_problem(s, values) -> nil, or setting name, message: a duration the schedule
 -- takes from a setting whose value is missing or out of range.
 function M.settings_problem(s, values)
-    for _, k in ipairs({ "first", "interval", "jitter", "send_delay" }) do
+    for _, k in ipairs(DURATIONS) do
         local v = s[k]
         if type(v) == "table" then
             local value = values[v.setting]

@@ -112,13 +112,13 @@ function Product:read_sources(opts, hooks)
                                          opts, fetched)
         if not ok then return nil, self:failure(plan, field, at) end
         for name, msg in pairs(plan.failed) do fetched[name] = { ok = false, error = msg } end
-        if not decided and not plan.optout_pending then
+        if not decided and not plan.early_pending then
             if not hooks.decide(plan.settings) then return false end
             decided = true
         end
         local specs = {}
         for _, spec in ipairs(plan.fetch) do
-            if decided or spec.for_optout then specs[#specs + 1] = spec end
+            if decided or spec.early then specs[#specs + 1] = spec end
         end
         if #specs > 0 then
             local left = budget_end - core.monotonic()

@@ -6,6 +6,7 @@
 local core = require("phonehome.core")
 local defsources = require("phonehome.definition.sources")
 local prometheus = require("phonehome.sources.prometheus")
+local schedule = require("phonehome.definition.schedule")
 local settings = require("phonehome.definition.settings")
 local toml = require("phonehome.sources.toml")
 
@@ -211,26 +212,32 @@ function M.with_settings(def, typed, given, fetched, warn)
     return out
 end
 
--- The sources the opt-out decision waits for: those of settings its channels read.
-local function optout_sources(def)
+-- The sources read before the opt-out decision: those of the settings its channels read,
+-- and of those the schedule and the start-up notice take (a product's own config may time
+-- its reports or silence its notice).
+local function early_sources(def)
+    local names = schedule.setting_names(def.schedule)
+    for _, c in ipairs(def.optout.settings) do names[#names + 1] = c.name end
+    for name in pairs(def.disclosure.quiet_when or {}) do names[#names + 1] = name end
     local need = {}
-    for _, c in ipairs(def.optout.settings) do
-        local s = def.settings_by_name[c.name]
+    for _, name in ipairs(names) do
+        local s = def.settings_by_name[name]
         if s and s.source then need[s.source] = true end
     end
     return need
 end
 
 -- plan(def, ctx, fetched) -> { fetch = { spec, ... }, failed = { name = message },
--- waiting = bool (sources wait for others still), optout_pending = bool }: what the host
--- reads next. ctx.sources must be a planning proxy.
+-- waiting = bool (sources wait for others still), early_pending = bool (an early source,
+-- see early_sources, is still to be read) }: what the host reads next. ctx.sources must
+-- be a planning proxy.
 function M.plan(def, ctx, fetched)
     local out = { fetch = {}, failed = {}, waiting = false }
-    local optout_need = optout_sources(def)
+    local early = early_sources(def)
     for _, s in ipairs(def.sources) do
         if fetched[s.name] == nil then
             local spec = { name = s.name, kind = s.kind, timeout = s.timeout,
-                           optional = s.optional, for_optout = optout_need[s.name] or nil }
+                           optional = s.optional, early = early[s.name] or nil }
             local state = "ready"
             for key in pairs(defsources.kinds[s.kind]) do
                 local v = s[key]
@@ -267,7 +274,7 @@ function M.plan(def, ctx, fetched)
                 end
             end
             if state == "waiting" then out.waiting = true end
-            if state ~= "failed" and optout_need[s.name] then out.optout_pending = true end
+            if state ~= "failed" and early[s.name] then out.early_pending = true end
         end
     end
     if #out.fetch == 0 and next(out.failed) == nil and out.waiting then
