@@ -20,6 +20,36 @@ local function resolve(ctx, path, key)
     return dirname(ctx.settings.config) .. "/" .. path
 end
 
+local DEBIAN_CONFIG = "/etc/matrix-synapse/homeserver.yaml"
+
+-- The files Synapse reads its config from, merged in order: the --config-path (-c)
+-- arguments of the homeserver's process when it is found, they are absolute and they name
+-- the setting config (else the operator points phonehome at another homeserver); else
+-- config, with Debian's conf.d directory after the default one (Debian's unit passes both).
+local function config_paths(ctx)
+    local ok, paths = pcall(function()
+        local _, long = ctx.process.flag("--config-path")
+        local _, short = ctx.process.flag("-c")
+        table.move(short, 1, #short, #long + 1, long)
+        return long
+    end)
+    if ok and #paths > 0 then
+        local names_config = false
+        for _, path in ipairs(paths) do
+            if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
+                names_config = false
+                break
+            end
+            names_config = names_config or path == ctx.settings.config
+        end
+        if names_config then return paths end
+    end
+    if ctx.settings.config == DEBIAN_CONFIG then
+        return { DEBIAN_CONFIG, dirname(DEBIAN_CONFIG) .. "/conf.d" }
+    end
+    return ctx.settings.config
+end
+
 -- The main database's section: `database`, else the entry of `databases` holding the
 -- main data store, else the SQLite file of `database_path`.
 local function main_database(hs)
@@ -153,8 +183,8 @@ end
 local function homeserver(ctx)
     if ctx.settings.server_name then return ctx.settings.server_name end
     local _ = ctx.sources.config  -- if the file itself could not be read, that is the cause
-    error("server_name is not in homeserver.yaml (Debian keeps it in "
-        .. "conf.d/server_name.yaml): give it with --set synapse.server_name=NAME", 0)
+    error("server_name is in none of the homeserver's config files: give it with --set "
+        .. "synapse.server_name=NAME", 0)
 end
 
 -- The homeserver's process as found (--pid, --pidfile, else the oldest with Synapse's
@@ -297,12 +327,15 @@ return {
     },
     sources = {
         { name = "config", kind = "yaml",
-          description = "homeserver.yaml (the setting config). Keys read: report_stats, "
+          description = "homeserver.yaml and the files merged after it, as Synapse reads "
+              .. "them: the homeserver process's --config-path (-c) files and directories "
+              .. "(their *.yaml) when they include the setting config, else config alone, "
+              .. "with Debian's conf.d after the default one. Keys read: report_stats, "
               .. "report_stats_endpoint, server_name, server_context, caches.global_factor, "
               .. "event_cache_size, database.name and database.args (else databases or "
               .. "database_path), log_config, enable_metrics, listeners (type, port, "
               .. "bind_addresses, tls, resources) and metrics_port.",
-          path = function(ctx) return ctx.settings.config end },
+          path = config_paths },
         { name = "logging", kind = "yaml",
           description = "The logging configuration log_config names (relative paths from "
               .. "the directory of homeserver.yaml). Keys read: loggers.synapse.level, "
@@ -346,14 +379,14 @@ return {
           end },
     },
     -- found by --pid, --pidfile or this command line: a pid file cannot come from a source
-    process = { command = "synapse%.app%.homeserver" },
+    process = { command = "synapse%.app%.homeserver", flags = { "--config-path", "-c" } },
     settings = {
-        { name = "config", type = "string", default = "/etc/matrix-synapse/homeserver.yaml",
-          description = "Path of Synapse's homeserver.yaml. Synapse merges further "
-              .. "--config-path files (Debian's conf.d/*.yaml); phonehome reads this one: "
-              .. "give report_stats and server_name with --set when they live elsewhere. "
-              .. "The homeserver process is --pidfile (Synapse's pid_file) or the oldest "
-              .. "process running synapse.app.homeserver." },
+        { name = "config", type = "string", default = DEBIAN_CONFIG,
+          description = "Path of Synapse's homeserver.yaml. The files Synapse merges after "
+              .. "it are read too: the homeserver process's other --config-path arguments, "
+              .. "else Debian's conf.d/*.yaml beside the default. The homeserver process is "
+              .. "--pidfile (Synapse's pid_file) or the oldest process running "
+              .. "synapse.app.homeserver." },
         { name = "report_stats", type = "bool", source = "config", key = "report_stats",
           description = "Synapse's opt-in: statistics are built and sent only when true." },
         { name = "server_name", type = "string", source = "config", key = "server_name",

@@ -91,6 +91,55 @@ describe("sources #integration", function()
         assert.are.equal(2.5, json.decode(r.out).factor)
     end)
 
+    it("reads a config in layers: files and directories in order, a later key winning",
+       function()
+        local d = h.tmpdir()
+        h.write(d .. "/main.yaml", "name: main\nlevel: 1\nnested:\n  a: 1\n  b: 2\n")
+        h.sh("mkdir " .. d .. "/conf.d " .. d .. "/empty.d")
+        -- a directory gives its *.yaml files in byte order; other names are not read
+        h.write(d .. "/conf.d/20-level.yaml", "level: 2\n")
+        h.write(d .. "/conf.d/10-nested.yaml", "nested:\n  a: 10\n")
+        h.write(d .. "/conf.d/30-level.yml", "level: 99\n")
+        h.write(d .. "/conf.d/notes.txt", "level: 98\n")
+        h.write(d .. "/last.yaml", "name: last\n")
+        local function dir_for(paths, max)
+            return product(string.format('{ name = "cfg", kind = "yaml", description = "d", '
+                .. "path = %s%s },", paths, max and (", max_bytes = " .. max) or ""),
+                field("cfg", "string", "local c = ctx.sources.cfg return c.name .. ' ' .. "
+                    .. "c.level .. ' ' .. tostring(c.nested.a) .. ' ' .. tostring(c.nested.b)",
+                    'source = "cfg",'))
+        end
+        local paths = string.format("{ %q, %q, %q, %q }", d .. "/main.yaml", d .. "/conf.d/",
+                                    d .. "/empty.d", d .. "/last.yaml")
+        local r = show(dir_for(paths))
+        assert.are.equal(0, r.code, r.err)
+        -- top-level keys are replaced whole: nested.b is gone with main.yaml's nested
+        assert.are.same({ cfg = "last 2 10 nil" }, json.decode(r.out))
+        -- docs lists every path
+        r = h.run({ "docs", "p", "--scripts", dir_for(paths) })
+        assert.matches(d .. "/conf.d/", r.out, 1, true)
+        -- a broken layer fails the source, naming its file; so does a missing one
+        h.write(d .. "/conf.d/25-bad.yaml", "level: [1,\n")
+        r = show(dir_for(paths))
+        assert.are.same({ cfg = json.null }, json.decode(r.out))
+        assert.matches("source 'cfg': " .. d .. "/conf.d/25-bad.yaml: ", r.err, 1, true)
+        os.remove(d .. "/conf.d/25-bad.yaml")
+        h.write(d .. "/conf.d/26-list.yaml", "- a\n- b\n")
+        r = show(dir_for(paths))
+        assert.matches(d .. "/conf.d/26-list.yaml: not a mapping of keys", r.err, 1, true)
+        os.remove(d .. "/conf.d/26-list.yaml")
+        r = show(dir_for(string.format("{ %q, %q }", d .. "/main.yaml", d .. "/gone.yaml")))
+        assert.matches(d .. "/gone.yaml", r.err, 1, true)
+        assert.are.same({ cfg = json.null }, json.decode(r.out))
+        -- the size cap holds for all the files together
+        r = show(dir_for(paths, 60))
+        assert.are.same({ cfg = json.null }, json.decode(r.out))
+        assert.matches("larger than", r.err, 1, true)
+        -- a list that is not one of paths is refused when the script is checked
+        r = show(dir_for("{ 1, 2 }"))
+        assert.matches("path must be a string or a list of strings", r.err, 1, true)
+    end)
+
     it("fails only the fields of a source that fails, with a fallback, null or no report",
        function()
         local d = product_files()

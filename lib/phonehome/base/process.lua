@@ -69,9 +69,12 @@ end
 -- "--name value" or "--name=value" (one dash too, as Go's flags allow), true for a bare
 -- flag (followed by nothing or by another option), nil when absent. The last one wins;
 -- "--" ends the options. name may be given with its dashes, as definitions declare it.
+-- Then the list of every value given, in order (for a flag given several times, such as
+-- Synapse's --config-path).
 function M.flag(argv, name)
     name = name:gsub("^%-%-?", "")
     local value
+    local all = {}
     local i = 2
     while i <= #argv do
         local a = argv[i]
@@ -87,10 +90,11 @@ function M.flag(argv, name)
             else
                 value = true
             end
+            all[#all + 1] = value
         end
         i = i + 1
     end
-    return value
+    return value, all
 end
 
 return M

@@ -27,9 +27,11 @@ local option_types = {
 }
 M.config_kinds = { yaml = true, toml = true, ini = true, env = true, json = true }
 for kind in pairs(M.config_kinds) do
-    option_types[kind] = { path = { "string" }, max_bytes = { "integer" } }
+    -- a list of paths reads a config in layers (sources/init.lua)
+    option_types[kind] = { path = { "string", "table" }, max_bytes = { "integer" } }
 end
 M.kinds = option_types
+M.MAX_LAYERS = 64
 
 -- What each kind needs before it can be read.
 local required = { sql = { "database", "queries" }, http = { "url" }, prometheus = { "url" },
@@ -72,6 +74,16 @@ function M.option_problem(kind, key, v)
         return key .. " must be positive"
     end
     if key == "offset" and v < 0 then return "offset must not be negative" end
+    if key == "path" and type(v) == "table" then
+        if #v == 0 or #v > M.MAX_LAYERS then
+            return "a list of paths must hold 1 to " .. M.MAX_LAYERS .. " paths"
+        end
+        for i, p in pairs(v) do
+            if math.type(i) ~= "integer" or i < 1 or i > #v or type(p) ~= "string" then
+                return "path must be a string or a list of strings"
+            end
+        end
+    end
     return nil
 end
 

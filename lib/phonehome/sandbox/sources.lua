@@ -135,6 +135,20 @@ local function view(s, r)
         if r.format == "text" then return v end
         kind = "json"
     end
+    if r.format == "layers" then
+        -- top-level keys merged, a later file's winning (Synapse's rule for its
+        -- --config-path files)
+        local merged = {}
+        for i, text in ipairs(v) do
+            local doc, err = parsers[kind](text)
+            if type(doc) ~= "table" or doc[1] ~= nil then
+                error("source '" .. s.name .. "': " .. r.paths[i] .. ": "
+                    .. (doc == nil and tostring(err) or "not a mapping of keys"), 0)
+            end
+            for k, x in pairs(doc) do merged[k] = x end
+        end
+        return merged
+    end
     local parsed, err = parsers[kind](v)
     if parsed == nil then
         error("source '" .. s.name .. "': " .. (r.path or r.url or "") .. ": " .. tostring(err), 0)

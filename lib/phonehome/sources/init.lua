@@ -90,18 +90,53 @@ local function file(spec)
     return text, nil, extra
 end
 
+-- A config read in layers (path a list): each path in order, a directory standing for
+-- its files named *.KIND in byte order (as Synapse reads a --config-path directory); the
+-- texts in that order, merged in the sandbox. The size cap holds for them all together.
+local function layered(spec)
+    local files = {}
+    for _, path in ipairs(spec.path) do
+        if core.isdir(path) then
+            local names, err = core.listdir(path)
+            if not names then return nil, err end
+            table.sort(names)
+            for _, n in ipairs(names) do
+                if n:sub(-#spec.kind - 1) == "." .. spec.kind then
+                    files[#files + 1] = path:gsub("/+$", "") .. "/" .. n
+                end
+            end
+        else
+            files[#files + 1] = path
+        end
+    end
+    local texts, left = {}, spec.max_bytes or defsources.DEFAULT_MAX_BYTES
+    for i, path in ipairs(files) do
+        local text, err = file({ path = path, max_bytes = left })
+        if not text then return nil, err end
+        left = left - #text
+        texts[i] = text
+    end
+    return texts, nil, { paths = files, format = "layers" }
+end
+
+local function config(spec)
+    if type(spec.path) == "table" then return layered(spec) end
+    return file(spec)
+end
+
 local readers = {
     sql = function(spec, timeout) return sql.read(spec, timeout) end,
     http = http,
     prometheus = http,
     file = file,
 }
-for kind in pairs(defsources.config_kinds) do readers[kind] = file end
+for kind in pairs(defsources.config_kinds) do readers[kind] = config end
 
 -- What a source reads, as it may be shown: credentials masked.
 function M.target(spec)
     local t = spec.url or spec.path or spec.database
     if type(t) == "string" then return defsources.redact_url(t) end
+    if type(t) == "table" and t[1] then return table.concat(t, " + ") end
     if type(t) == "table" then
         return "postgresql " .. tostring(t.host or "(default host)") .. ":"
             .. tostring(t.port or 5432) .. "/" .. tostring(t.dbname or t.database or "")

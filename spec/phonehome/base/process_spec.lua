@@ -151,4 +151,14 @@ describe("process.flag", function()
         assert.is_nil(process.flag({ "s", "--", "--x=1" }, "x"))
         assert.is_nil(process.flag({}, "x"))
     end)
+
+    it("gives every value of a flag given several times, in order", function()
+        local cmd = { "python", "-m", "synapse.app.homeserver", "--config-path=/a.yaml", "-c",
+                      "/b.yaml", "--config-path", "/conf.d/", "--", "--config-path=/no" }
+        local last, all = process.flag(cmd, "--config-path")
+        assert.are.equal("/conf.d/", last)
+        assert.are.same({ "/a.yaml", "/conf.d/" }, all)
+        assert.are.same({ "/b.yaml" }, select(2, process.flag(cmd, "-c")))
+        assert.are.same({}, select(2, process.flag(cmd, "--missing")))
+    end)
 end)
