@@ -123,12 +123,10 @@ end
 -- A process standing for the Coroot server: an executable named coroot that takes
 -- Coroot's command line and environment (and nothing else) and waits. Its pid.
 local function coroot(env, args)
-    local d = h.tmpdir()
-    must("printf '#include <unistd.h>\\nint main(void) { for (;;) pause(); }\\n' "
-        .. "| cc -x c -o " .. d .. "/coroot -")
+    local program = h.pauser(h.tmpdir() .. "/coroot")
     local vars = {}
     for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. h.quote(v) end
-    local pid = tonumber(h.sh("env -i " .. table.concat(vars, " ") .. " " .. d .. "/coroot "
+    local pid = tonumber(h.sh("env -i " .. table.concat(vars, " ") .. " " .. program .. " "
         .. (args or "") .. " >/dev/null 2>&1 & echo $!"))
     defer(function() h.sh("kill " .. pid .. " 2>/dev/null") end)
     return pid

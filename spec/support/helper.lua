@@ -23,6 +23,16 @@ function M.write(path, text)
     return path
 end
 
+-- pauser(path) -> path: a program compiled there that waits for a signal whatever its
+-- arguments, a stand-in for a product's process that keeps its command line as given and
+-- costs no CPU time (a product's CPU figures can then be bounded).
+function M.pauser(path)
+    local out = M.sh("printf '#include <unistd.h>\\nint main(void) { for (;;) pause(); }\\n' "
+        .. "| cc -x c -o " .. M.quote(path) .. " - 2>&1 && echo ok")
+    assert(out:match("ok$"), "cc: " .. out)
+    return path
+end
+
 -- A fresh temporary directory, removed by M.cleanup().
 local dirs = {}
 function M.tmpdir()
