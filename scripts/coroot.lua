@@ -180,6 +180,12 @@ local function from_db(name, kind, description, value, opts)
                    value, opts)
 end
 
+-- A sampler's window as Coroot sends its series: the values, or null when there is none.
+local function window(samples)
+    if samples.count == 0 then return nil end
+    return samples.values
+end
+
 return {
     name = "coroot",
     version = "1.1.0",
@@ -224,6 +230,13 @@ return {
             .. "with --disable-usage-statistics or DISABLE_USAGE_STATISTICS=true. "
             .. "See https://docs.coroot.com/configuration/usage-statistics",
         off = "Coroot anonymous usage statistics are disabled: nothing is sent.",
+    },
+    -- Coroot samples its own process every minute and empties both series at each report
+    samplers = {
+        { name = "cpu", probe = "process.cpu", every = "1m",
+          description = "CPU time the Coroot process used over each minute, in cores." },
+        { name = "memory", probe = "process.rss", every = "1m",
+          description = "Resident memory of the Coroot process, each minute." },
     },
     -- the Coroot server: its executable is named coroot (/opt/coroot/coroot in its image),
     -- which its agents (coroot-node-agent, coroot-cluster-agent) are not
@@ -427,24 +440,14 @@ return {
                           description = "Whether the query failed." },
                     } } }),
             }),
-            F.value("cpu_usage", "array", "CPU used by the Coroot process: one average since "
-                .. "the previous report of the same process (Coroot samples every minute; "
-                .. "phonehome reads the process only when it reports); null on the first "
-                .. "report or without a Coroot process.",
-                function(ctx)
-                    local now, before = ctx.process, ctx.previous_process
-                    if not (before and before.pid == now.pid
-                        and math.abs(before.start_time - now.start_time) < 1) then
-                        return nil
-                    end
-                    local wall = ctx.now - before.time
-                    local cpu = now.user_cpu + now.system_cpu - before.cpu
-                    if wall <= 0 or cpu < 0 then return nil end
-                    return { cpu / wall }
-                end, { items = "number", unit = "cores", null = true }),
-            F.value("memory_usage", "array", "Resident memory of the Coroot process, read "
-                .. "when the report is built; null without a Coroot process.",
-                function(ctx) return { ctx.process.rss } end,
+            F.value("cpu_usage", "array", "CPU used by the Coroot process, in cores: one "
+                .. "sample a minute since the last report delivered (Δ CPU time over the "
+                .. "minute; a process's first minute gives none); null when there is none.",
+                function(ctx) return window(ctx.samples.cpu) end,
+                { items = "number", unit = "cores", null = true }),
+            F.value("memory_usage", "array", "Resident memory of the Coroot process: one "
+                .. "sample a minute since the last report delivered; null when there is none.",
+                function(ctx) return window(ctx.samples.memory) end,
                 { items = "int", unit = "bytes", null = true }),
         }),
         F.object("profile", "Profiles of the Coroot process while it built its report.", {

@@ -1,7 +1,6 @@
 -- The daemon runs a product as the product's own config says: when its first report is
 -- due and how often it reports, and whether it starts quietly, come from settings read
 -- from the product's config file, from the start and again at every report. #integration
-local json = require("phonehome.json")
 local h = require("support.helper")
 
 -- A scripts directory with product "p", its schedule and start-up notice taken from a
@@ -46,16 +45,8 @@ local function daemon(dir, config, url, more)
     return h.spawn(args), before
 end
 
--- The product's schedule state, as the daemon keeps it (times in epoch seconds).
-local function state(dir)
-    local f = io.open(dir .. "/data/p/state.json")
-    if not f then return {} end
-    local text = f:read("a")
-    f:close()
-    return json.decode(text) or {}
-end
-
-local function next_due(dir) return state(dir).next_due end
+-- When the product's next report is due, as the daemon keeps it (epoch seconds).
+local function next_due(dir) return h.state(dir .. "/data", "p").next_due end
 
 local function stop(p)
     h.sh("kill -TERM " .. p.pid)
@@ -101,7 +92,8 @@ describe("a product's own config runs its schedule #integration", function()
         -- read at the start already; the report reads it again
         h.write(config, "first: 600000\nevery: 10800000\n")
         h.wait_until(function() return #ep.requests() >= 1 end, "the first report")
-        h.wait_until(function() return state(dir).last_sent ~= nil end, "the report's delivery")
+        h.wait_until(function() return h.state(dir .. "/data", "p").last_sent ~= nil end,
+                     "the report's delivery")
         local after = os.time()
         local due = next_due(dir)
         stop(p)

@@ -156,17 +156,12 @@ local function rss(pid)
     return tonumber(h.sh("awk '/^VmRSS/ { print $2 }' /proc/" .. pid .. "/status")) * 1024
 end
 
--- Checks a report against expected: the process figures, the profile's window, then the
--- rest as a whole.
-local function check(r, want, pid, t0, t1)
+-- Checks a report against expected: the profile's window, then the rest as a whole (the
+-- process's series are null: only a running daemon samples it).
+local function check(r, want, t0, t1)
     assert.are.equal(0, r.code, r.err)
     local ours = json.decode(r.out)
-    if pid then
-        assert.are.same({ rss(pid) }, ours.performance.memory_usage)
-    else
-        assert.are.equal(json.null, ours.performance.memory_usage)
-    end
-    want.performance.memory_usage = ours.performance.memory_usage
+    want.performance.memory_usage = json.null
     assert.is_true(t0 <= ours.profile.from and ours.profile.from <= ours.profile.to
         and ours.profile.to <= t1)
     want.profile.from, want.profile.to = ours.profile.from, ours.profile.to
@@ -189,11 +184,11 @@ describe("coroot #integration", function()
         local ep = web()
         h.write(d .. "/config.yaml", "data_dir: /nonexistent\ndisable_usage_statistics: false\n")
         -- the environment wins over config.yaml, as in Coroot
-        local pid = coroot({ DATA_DIR = d, LISTEN = "127.0.0.1:" .. ep.port,
-                             CONFIG = d .. "/config.yaml" })
+        coroot({ DATA_DIR = d, LISTEN = "127.0.0.1:" .. ep.port,
+                 CONFIG = d .. "/config.yaml" })
         local t0 = os.time()
         local r = show()
-        check(r, expected("sqlite"), pid, t0, os.time())
+        check(r, expected("sqlite"), t0, os.time())
         assert.are.equal("", r.err)
         -- the page is asked for under the base path
         assert.are.equal("/index.html", ep.requests()[1].path)
@@ -217,11 +212,11 @@ describe("coroot #integration", function()
         local d = datadir(false)
         local ep = web()
         h.write(d .. "/config.yaml", "disable_usage_statistics: false\n")
-        local pid = coroot({ DATA_DIR = d, LISTEN = "127.0.0.1:" .. ep.port,
-                             PG_CONNECTION_STRING = pg.url, CONFIG = d .. "/config.yaml" })
+        coroot({ DATA_DIR = d, LISTEN = "127.0.0.1:" .. ep.port,
+                 PG_CONNECTION_STRING = pg.url, CONFIG = d .. "/config.yaml" })
         local t0 = os.time()
         local r = show()
-        check(r, expected("postgres"), pid, t0, os.time())
+        check(r, expected("postgres"), t0, os.time())
         assert.are.equal("", r.err)
         local explain = show({ "--explain" })
         assert.matches("db%s+sql%s+postgresql://phonehome_spec:%*%*%*@127%.0%.0%.1", explain.out)
@@ -246,7 +241,7 @@ data_dir: %s
         local want = expected("sqlite")
         -- Coroot serves its page under /coroot/, which this server does not have
         want.instance.version = json.null
-        check(r, want, pid, t0, os.time())
+        check(r, want, t0, os.time())
         assert.are.equal("/coroot/index.html", ep.requests()[1].path)
         assert.matches("field 'instance.version': source 'ui' failed: .-HTTP 404", r.err)
         -- a PostgreSQL connection string in config.yaml: Coroot's database is there
@@ -304,27 +299,38 @@ data_dir: %s
         local t0 = os.time()
         local r = show({ "--set", "coroot.data_dir=" .. d, "--set", "coroot.config=" .. d
             .. "/config.yaml", "--set", "coroot.url=" .. ep.url .. "/" })
-        check(r, expected("sqlite"), nil, t0, os.time())
-        assert.matches("field 'performance.memory_usage': no process matches exe=coroot", r.err)
+        check(r, expected("sqlite"), t0, os.time())
     end)
 
-    it("reports the CPU the process used since the previous report", function()
+    it("samples the process every minute and sends the window since the last report",
+       function()
         local d = datadir()
         local ep = web()
         local pid = coroot({ DATA_DIR = d, LISTEN = "127.0.0.1:" .. ep.port })
-        local state = h.tmpdir()
         local sink = h.endpoint("201")
         defer(sink.stop)
-        local r = h.run({ "run", "coroot", "--once", "--data-dir", state, "--endpoint",
-                          sink.url }, nil, 60)
-        assert.are.equal(0, r.code, r.err)
-        local first = json.decode(sink.requests()[1].body)
-        assert.are.equal(json.null, first.performance.cpu_usage)
-        assert.are.same({ rss(pid) }, first.performance.memory_usage)
-        -- the process waits without running: no CPU since
-        r = h.run({ "show", "coroot", "--data-dir", state }, nil, 60)
-        assert.are.equal(0, r.code, r.err)
-        assert.are.same({ 0 }, json.decode(r.out).performance.cpu_usage)
+        -- at a time scale of 600 a minute is 0.1 s and the hour between reports 6 s
+        local p = h.spawn({ "run", "coroot", "--data-dir", h.tmpdir(), "--endpoint", sink.url,
+                            "--time-scale", "600" })
+        defer(function() h.sh("kill -9 " .. p.pid .. " 2>/dev/null") end)
+        h.wait_until(function() return #sink.requests() >= 3 end, "three reports", 120)
+        h.sh("kill -TERM " .. p.pid)
+        assert.are.equal(0, h.exit_code(p))
+        local reports = {}
+        for i = 1, 3 do reports[i] = json.decode(sink.requests()[i].body).performance end
+        -- the report at start: nothing sampled yet
+        assert.are.equal(json.null, reports[1].cpu_usage)
+        assert.are.equal(json.null, reports[1].memory_usage)
+        local size = rss(pid)
+        for i = 2, 3 do
+            local mem, cpu = reports[i].memory_usage, reports[i].cpu_usage
+            assert.is_true(#mem >= 1, "no memory sample in report " .. i)
+            for _, v in ipairs(mem) do assert.are.equal(size, v) end
+            -- the stand-in waits without running: no CPU in any minute
+            for _, v in ipairs(cpu) do assert.are.equal(0, v) end
+            -- the process's first minute gives no CPU sample; after it, one each minute
+            assert.are.equal(#mem - (i == 2 and 1 or 0), #cpu, "report " .. i)
+        end
     end)
 
     it("turns off as Coroot does: disable_usage_statistics in config.yaml, "

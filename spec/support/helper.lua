@@ -33,6 +33,16 @@ function M.pauser(path)
     return path
 end
 
+-- state(data_dir, product) -> the product's schedule state as the daemon keeps it in its
+-- data directory (times in epoch seconds), {} while there is none.
+function M.state(data_dir, product)
+    local f = io.open(data_dir .. "/" .. product .. "/state.json")
+    if not f then return {} end
+    local text = f:read("a")
+    f:close()
+    return require("phonehome.json").decode(text) or {}
+end
+
 -- A fresh temporary directory, removed by M.cleanup().
 local dirs = {}
 function M.tmpdir()

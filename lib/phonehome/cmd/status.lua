@@ -57,7 +57,28 @@ local function one(ctx, name)
     out.reload_error = state.reload_error
     local spooled, unreadable = datadir.spooled(ctx.data_dir, name)
     out.spool, out.spool_unreadable = #spooled, #unreadable
+    -- the window of samples the next report carries
+    if type(state.samples) == "table" and next(state.samples) then
+        out.samples = {}
+        for sampler, w in pairs(state.samples) do
+            out.samples[sampler] = { held = type(w.v) == "table" and #w.v or 0,
+                                     dropped = tonumber(w.dropped) or 0 }
+        end
+    end
     return out
+end
+
+-- "cpu 12, memory 12 (3 dropped)": the samples held for the next report.
+local function samples_line(samples)
+    local names, parts = {}, {}
+    for k in pairs(samples) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do
+        local w = samples[k]
+        parts[#parts + 1] = k .. " " .. w.held
+            .. (w.dropped > 0 and (" (" .. w.dropped .. " dropped)") or "")
+    end
+    return "  samples for the next report: " .. table.concat(parts, ", ") .. "\n"
 end
 
 function M.run(ctx)
@@ -87,6 +108,7 @@ function M.run(ctx)
                     r.version and (", script version " .. r.version) or "", r.reloads,
                     r.reload_error and (", last reload error: " .. r.reload_error) or ""))
             end
+            if r.samples then io.stdout:write(samples_line(r.samples)) end
             if r.spool_unreadable > 0 then
                 io.stdout:write("  ", r.spool_unreadable, " spooled file(s) cannot be read; "
                     .. "the daemon sets them aside\n")

@@ -213,15 +213,56 @@ local function cpu(v)
     return type(v) == "number" and v >= 0 and v < math.huge
 end
 
+-- A reading of the target process: its pid, start time, CPU seconds and when.
+local function reading(v)
+    return type(v) == "table" and math.type(v.pid) == "integer" and v.pid > 0
+        and time(v.start_time) and time(v.time) and cpu(v.cpu)
+end
+
+-- A list of n values that each pass check (n: its length, when given).
+local function list_of(v, check, n)
+    if type(v) ~= "table" or (n and #v ~= n) then return false end
+    local len = 0
+    for k in pairs(v) do
+        if math.type(k) ~= "integer" or k < 1 then return false end
+        len = len + 1
+    end
+    if len ~= #v then return false end
+    for _, x in ipairs(v) do
+        if not check(x) then return false end
+    end
+    return true
+end
+
+-- A sampler's window (daemon/samplers.lua): times, values, what was dropped, the slot of
+-- its last sample, process.cpu's previous reading, the error last said.
+local function window(w)
+    if type(w) ~= "table" or not list_of(w.t or {}, time) then return false end
+    local finite = function(x) return type(x) == "number" and x == x and math.abs(x) < math.huge end
+    return list_of(w.v or {}, finite, #(w.t or {})) and (w.dropped == nil or count(w.dropped))
+        and (w.slot == nil or math.type(w.slot) == "integer")
+        and (w.prev == nil or reading(w.prev))
+        and (w.error == nil or type(w.error) == "string")
+end
+
+-- A table of name -> value, each passing check.
+local function map_of(v, check)
+    if type(v) ~= "table" then return false end
+    for k, x in pairs(v) do
+        if type(k) ~= "string" or not check(x) then return false end
+    end
+    return true
+end
+
 local state_fields = {
     last_sent = time, next_due = time, last_built = time,
     last_result = function(v) return type(v) == "string" end,
     reloads = count,
     reload_error = function(v) return type(v) == "string" end,
-    process = function(v)
-        return type(v) == "table" and math.type(v.pid) == "integer" and v.pid > 0
-            and time(v.start_time) and time(v.time) and cpu(v.cpu)
-    end,
+    process = reading,
+    samples = function(v) return map_of(v, window) end,
+    -- the build time of each report spooled, by its key: its window ends when delivered
+    cuts = function(v) return map_of(v, time) end,
 }
 
 -- valid_state(text) -> the state it holds, or nil, reason. Fields of other versions are

@@ -9,6 +9,7 @@ local datadir = require("phonehome.daemon.datadir")
 local log = require("phonehome.base.log")
 local reload = require("phonehome.daemon.reload")
 local runner = require("phonehome.daemon.runner")
+local samplers = require("phonehome.daemon.samplers")
 local sandbox = require("phonehome.sandbox")
 local watch = require("phonehome.daemon.watch")
 
@@ -54,6 +55,7 @@ local function handle_signals(D)
         if D.stopping then return end
         D.stopping = true
         log.info({ msg = "stopping", signal = signal })
+        samplers.stop(D)
         async.drain(M.GRACE, function() return next(async.in_flight) == nil end, function()
             for req in pairs(async.in_flight) do req:cancel() end
             for _, p in ipairs(D.products) do
@@ -124,6 +126,7 @@ function M.run(ctx)
         end)
     end
     for _, p in ipairs(D.products) do runner.start(D, p) end
+    if not D.once then samplers.rearm(D) end
     local code = 0
     if D.once then
         code = run_once(D, stop)

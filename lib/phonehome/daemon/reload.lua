@@ -5,6 +5,7 @@
 local async = require("phonehome.base.async")
 local log = require("phonehome.base.log")
 local runner = require("phonehome.daemon.runner")
+local samplers = require("phonehome.daemon.samplers")
 local sandbox = require("phonehome.sandbox")
 
 local M = {}
@@ -103,6 +104,8 @@ function M.rescan(D, names)
             wanted = D.rescan_next
             D.rescan_next = nil
         until wanted == nil
+        -- samplers added, changed or gone
+        samplers.rearm(D)
         D.rescanning = false
     end)
 end

@@ -109,6 +109,22 @@ local function trace(err)
     return { msg = msg, trace = debug.traceback(msg, 2) }
 end
 
+-- The samples a report was built from (those taken before its build started) leave the
+-- window when it is delivered (cut); either way its entry is forgotten.
+local function close_window(p, key, cut)
+    local upto = p.state.cuts and p.state.cuts[key]
+    if not upto then return end
+    p.state.cuts[key] = nil
+    if not cut then return end
+    for _, w in pairs(p.state.samples or {}) do
+        local keep_t, keep_v = {}, {}
+        for i, t in ipairs(w.t or {}) do
+            if t > upto then keep_t[#keep_t + 1], keep_v[#keep_v + 1] = t, w.v[i] end
+        end
+        w.t, w.v, w.dropped = keep_t, keep_v, 0
+    end
+end
+
 local function flush(D, p)
     while p.spool:head() and not D.stopping do
         if not p.sending then break end
@@ -119,6 +135,9 @@ local function flush(D, p)
             sending = function() return p.sending end,
         })
         if result == "delivered" or result == "rejected" then
+            -- a delivered report ends the window of samples it was built from; one that
+            -- is lost leaves it to the next
+            close_window(p, e.key, result == "delivered")
             p.spool:remove(e)
             p.state.last_sent = core.time()
             p.state.last_result = result .. (detail and (": " .. detail) or "")
@@ -126,6 +145,7 @@ local function flush(D, p)
             if result == "rejected" then p.failed = true end
         elseif result == "failed" and p.def.delivery.drop_failed then
             -- the product never resends a report (Synapse, Coroot, ...): neither do we
+            close_window(p, e.key, false)
             p.spool:remove(e)
             p.state.last_result = "failed, dropped: " .. tostring(detail)
             p.failed = true
@@ -163,7 +183,7 @@ local function build_opts(D, p, target, dry)
         pid = target.pid, pid_error = target.error, session_id = D.session_id,
         instance_id = dry and core.uuid() or datadir.instance_id(D.data_dir, p.def),
         last_sent = p.state.last_sent, previous = json.without_nulls(p.previous) or nil,
-        previous_process = p.state.process,
+        previous_process = p.state.process, samples = p.state.samples,
     }
 end
 
@@ -238,6 +258,7 @@ local function report(D, p)
         return
     end
     p.building = true
+    local built_from = core.time()
     local built, body, problems, info = pcall(M.build, D, p, false, function(target,
                                                                         product_settings)
         local sending, why = decide(D, p, target, product_settings)
@@ -285,7 +306,12 @@ local function report(D, p)
     if p.def.delivery.log_report then
         log.info({ product = p.name, msg = "sending report", report = body })
     end
-    p.spool:push(core.uuid(), body)
+    local key = core.uuid()
+    if next(p.def.samplers) then
+        p.state.cuts = p.state.cuts or {}
+        p.state.cuts[key] = built_from
+    end
+    p.spool:push(key, body)
     local wait = D.once and 0 or schedule.seconds(p.def.schedule.send_delay, M.settings_now(p),
                                                   D.scale)
     if wait > 0 then async.sleep(wait) end

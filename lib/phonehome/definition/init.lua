@@ -8,6 +8,7 @@ local environment = require("phonehome.definition.environment")
 local identity = require("phonehome.definition.identity")
 local optout = require("phonehome.definition.optout")
 local process = require("phonehome.definition.process")
+local samplers = require("phonehome.definition.samplers")
 local schedule = require("phonehome.definition.schedule")
 local schema = require("phonehome.definition.schema")
 local settings = require("phonehome.definition.settings")
@@ -19,7 +20,7 @@ local top_keys = {
     name = true, description = true, version = true, endpoint = true, method = true,
     format = true, canonical = true, schedule = true, optout = true, disclosure = true,
     settings = true, fields = true, identity = true, delivery = true, last_report = true,
-    environment = true, sources = true, process = true,
+    environment = true, sources = true, process = true, samplers = true,
 }
 
 -- The keys of the top level, as one section.
@@ -81,6 +82,7 @@ function M.check(def, problem)
     sources.check_uses(def, problem)
     settings.check_fields(def, problem)
     schedule.check(def, problem)
+    samplers.check(def, problem)
     optout.check(def, problem)
     delivery.check(def, problem)
     disclosure.check(def, problem)
@@ -108,6 +110,7 @@ function M.describe(def)
                                       sources = sources.used_by(def.identity) },
         delivery = def.delivery, last_report = def.last_report, environment = def.environment,
         fields = fields(def.fields), sources = sources.describe(def), process = def.process,
+        samplers = def.samplers,
     }
 end
 

@@ -187,6 +187,20 @@ local function sources_section(d, out)
     end
 end
 
+local function samplers_section(d, out)
+    if #(d.samplers or {}) == 0 then return end
+    heading(out, "Samplers")
+    out[#out + 1] = "Readings the daemon takes between reports; a report carries those "
+        .. "taken since the last one delivered (a report that fails keeps them)."
+    out[#out + 1] = ""
+    out[#out + 1] = "| Sampler | Reads | Every | Kept at most | Description |"
+    out[#out + 1] = "|---|---|---|---|---|"
+    for _, s in ipairs(d.samplers) do
+        out[#out + 1] = string.format("| `%s` | `%s` | %s | %d | %s |", s.name, s.probe,
+            duration.format(s.every), s.max, cell(s.description))
+    end
+end
+
 local function process_section(d, out)
     local p = d.process
     if not (p.exe or p.command or #p.env > 0 or #p.flags > 0) then return end
@@ -206,7 +220,7 @@ function M.render(d)
     field_rows(d.fields, "", out)
     for _, section in ipairs({ schedule_section, endpoint_section, optout_section,
                                disclosure_section, environment_section, settings_section,
-                               sources_section, process_section }) do
+                               sources_section, samplers_section, process_section }) do
         section(d, out)
     end
     return table.concat(out, "\n") .. "\n"

@@ -11,6 +11,7 @@ local definition = require("phonehome.definition")
 local env = require("phonehome.sandbox.env")
 local environment = require("phonehome.definition.environment")
 local probes = require("phonehome.sandbox.probes")
+local samples = require("phonehome.sandbox.samples")
 local sources = require("phonehome.sandbox.sources")
 
 -- Nothing in the sandbox may reach the debug library or the string metatable.
@@ -49,7 +50,8 @@ end
 -- applied), settings_given (names given with --set or --config), pid, instance_id,
 -- session_id, last_sent, previous (the product's previous report, decoded, for figures
 -- counted between reports), previous_process ({ pid, start_time, time, cpu } of the
--- target at the previous report), pid_error (why the target process is not known: every
+-- target at the previous report), samples (the window the daemon's samplers hold, see
+-- sandbox/samples.lua), pid_error (why the target process is not known: every
 -- use of ctx.process fails). fetched: what the host read of the sources, by name.
 local function context(def, opts, fetched, proxy_opts, warn)
     local ctx = {
@@ -66,6 +68,7 @@ local function context(def, opts, fetched, proxy_opts, warn)
         getenv = environment.reader(def, core.getenv),
         uuid = core.uuid,
         sources = sources.proxy(def, fetched, proxy_opts),
+        samples = samples.view(def, opts.samples),
     }
     -- the target process is read when a field first asks for it: when it is gone, only
     -- the fields that use it fail

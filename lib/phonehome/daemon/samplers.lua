@@ -1,0 +1,105 @@
+-- The daemon's samplers: one timer for the samplers of every product, woken at the next
+-- boundary of any period (periods are aligned to the clock, so products sampling every
+-- minute wake the process once a minute in all; none at all, no timer). Each sample
+-- joins the product's window in its state, saved at once; a delivered report ends the
+-- window it was built from (runner's cut).
+local async = require("phonehome.base.async")
+local core = require("phonehome.core")
+local log = require("phonehome.base.log")
+local runner = require("phonehome.daemon.runner")
+
+local M = {}
+
+-- A reading of probe for product p, or nil (and why, when it failed). w is the sampler's
+-- window, which keeps process.cpu's previous reading.
+local function read(D, p, probe, w, now)
+    if probe == "system.memory_available" then return core.memory_available() end
+    local target = runner.target(D, p)
+    if not (target and target.pid) then
+        return nil, target and target.error or "no product process: give --pid or --pidfile"
+    end
+    local proc, err = core.process(target.pid)
+    if not proc then return nil, err end
+    if probe == "process.rss" then return proc.rss end
+    local cpu, prev = proc.user_cpu + proc.system_cpu, w.prev
+    w.prev = { pid = proc.pid, start_time = proc.start_time, cpu = cpu, time = now }
+    -- the first reading of a process is what the next one is measured from
+    if not (prev and prev.pid == proc.pid and math.abs(prev.start_time - proc.start_time) < 1)
+        or now <= prev.time or cpu < prev.cpu then
+        return nil
+    end
+    return (cpu - prev.cpu) / (now - prev.time)
+end
+
+-- The period of a sampler in seconds, at the daemon's time scale.
+local function period(D, s)
+    return s.every / 1000 / D.scale
+end
+
+-- Takes the samples that are due: a sampler is due once in each period of the clock.
+local function tick(D)
+    local now = core.time()
+    for _, p in ipairs(D.products) do
+        local took = false
+        for _, s in ipairs(p.def.samplers) do
+            local slot = math.floor(now / period(D, s))
+            p.state.samples = p.state.samples or {}
+            local w = p.state.samples[s.name] or { t = {}, v = {}, dropped = 0 }
+            p.state.samples[s.name] = w
+            if p.sending and not p.stopped and slot ~= w.slot then
+                w.slot = slot
+                local v, err = read(D, p, s.probe, w, now)
+                if v then
+                    w.t[#w.t + 1], w.v[#w.v + 1] = now, v
+                    if #w.v > s.max then
+                        table.remove(w.t, 1)
+                        table.remove(w.v, 1)
+                        w.dropped = (w.dropped or 0) + 1
+                    end
+                elseif err and err ~= w.error then
+                    -- said once until it changes: a product down for a day is one line
+                    log.warn({ product = p.name, msg = "sample not taken", sampler = s.name,
+                               error = err })
+                end
+                w.error = v == nil and err or nil
+                took = true
+            end
+        end
+        if took then runner.save(D, p) end
+    end
+end
+
+-- When the next sample of any product is due (epoch seconds), or nil when none samples.
+local function next_due(D)
+    local now, due = core.time(), nil
+    for _, p in ipairs(D.products) do
+        for _, s in ipairs(p.def.samplers) do
+            local every = period(D, s)
+            local at = (math.floor(now / every) + 1) * every
+            if not due or at < due then due = at end
+        end
+    end
+    return due
+end
+
+-- Arms the timer again for the products running now (after a start, reload or stop).
+function M.rearm(D)
+    if D.sampler_timer then D.sampler_timer:close() end
+    D.sampler_timer = nil
+    local due = not D.stopping and next_due(D)
+    if not due then return end
+    D.sampler_timer = core.timer(math.max(1, async.timer_ms(due - core.time())), function()
+        D.sampler_timer = nil
+        if D.stopping then return end
+        tick(D)
+        M.rearm(D)
+    end)
+end
+
+-- Stops the timer (the daemon is stopping).
+function M.stop(D)
+    if D.sampler_timer then D.sampler_timer:close() end
+    D.sampler_timer = nil
+end
+
+return M

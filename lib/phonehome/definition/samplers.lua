@@ -1,0 +1,74 @@
+-- Samplers: readings the daemon takes on a period between reports, kept as the window of
+-- samples a report's fields read (series or summary). The declaration and its check; the
+-- daemon takes them (daemon/samplers.lua), the sandbox shows them (sandbox/samples.lua).
+local duration = require("phonehome.duration")
+local schema = require("phonehome.definition.schema")
+
+local M = {}
+
+-- What a sampler can read, and in what unit.
+M.PROBES = {
+    ["process.rss"] = "bytes: resident memory of the product's process",
+    ["process.cpu"] = "cores: CPU time of the product's process per second since the "
+        .. "previous sample of the same process (the first sample of a process gives none)",
+    ["system.memory_available"] = "bytes: memory available to new work on the host",
+}
+
+M.DEFAULT_MAX = 1440   -- a day of samples taken every minute
+M.MAX_MAX = 100000
+M.MIN_EVERY = 1000     -- ms
+
+local keys = { name = true, every = true, probe = true, max = true, description = true }
+
+-- check(def, problem): samplers = { { name, every, probe, description [, max] }, ... }.
+-- every is normalised to milliseconds and max given its default.
+function M.check(def, problem)
+    if def.samplers == nil then
+        def.samplers = {}
+        return
+    end
+    if type(def.samplers) ~= "table" then
+        problem("samplers", "samplers must be a list of tables")
+        def.samplers = {}
+        return
+    end
+    local seen = {}
+    for i, s in ipairs(def.samplers) do
+        local where = "samplers." .. (type(s) == "table" and tostring(s.name) or i)
+        if type(s) ~= "table" then
+            problem(where, "a sampler must be a table")
+        else
+            schema.unknown_keys(s, keys, problem, where, true)
+            if type(s.name) ~= "string" or not s.name:match("^[%a_][%w_]*$") then
+                problem(where, "name must be an identifier")
+            elseif seen[s.name] then
+                problem(where, "another sampler is named '" .. s.name .. "'")
+            end
+            seen[s.name or i] = true
+            if type(s.description) ~= "string" or s.description == "" then
+                problem(where, "description must be a non-empty string")
+            end
+            if not M.PROBES[s.probe] then
+                local names = {}
+                for k in pairs(M.PROBES) do names[#names + 1] = k end
+                table.sort(names)
+                problem(where, "probe must be one of " .. table.concat(names, ", "))
+            end
+            local ms, err = duration.parse(s.every, true, where .. ".every")
+            if not ms then
+                problem(where, err)
+            elseif ms < M.MIN_EVERY then
+                problem(where, "every must be at least " .. duration.format(M.MIN_EVERY))
+            else
+                s.every = ms
+            end
+            if s.max == nil then
+                s.max = M.DEFAULT_MAX
+            elseif math.type(s.max) ~= "integer" or s.max < 1 or s.max > M.MAX_MAX then
+                problem(where, "max must be an integer from 1 to " .. M.MAX_MAX)
+            end
+        end
+    end
+end
+
+return M

@@ -1,0 +1,52 @@
+-- ctx.samples: the window of samples the daemon took for a product since its last
+-- delivered report, as a report's fields read it: per sampler its series and summaries.
+local stats = require("phonehome.stats")
+
+local M = {}
+
+local function copy(list)
+    local out = {}
+    for i, v in ipairs(list or {}) do out[i] = v end
+    return out
+end
+
+-- The q-th percentile (0 to 100) of sorted values, by nearest rank; nil when empty.
+local function percentile(sorted, q)
+    if type(q) ~= "number" or q < 0 or q > 100 then
+        error("percentile: expected a number from 0 to 100, got " .. tostring(q), 2)
+    end
+    if #sorted == 0 then return nil end
+    return sorted[math.max(1, math.ceil(q / 100 * #sorted))]
+end
+
+-- view(def, held) -> ctx.samples, where held is what the daemon keeps ({ NAME = { t, v,
+-- dropped } }). NAME gives { values, times (epoch seconds), count, dropped (the oldest
+-- left out when the window was full), min, max, mean, median, mode (nil when there is no
+-- sample), percentile(q) }; a name no sampler declares is an error.
+function M.view(def, held)
+    local declared = {}
+    for _, s in ipairs(def.samplers or {}) do declared[s.name] = true end
+    local cache = {}
+    return setmetatable({}, { __metatable = false, __index = function(_, name)
+        if not declared[name] then
+            error("unknown sampler " .. string.format("%q", tostring(name)), 2)
+        end
+        if cache[name] then return cache[name] end
+        local w = type(held) == "table" and held[name] or {}
+        local values = copy(w.v)
+        local out = { values = values, times = copy(w.t), count = #values,
+                      dropped = w.dropped or 0 }
+        if #values > 0 then
+            local sum = stats.summary(values)
+            out.min, out.max, out.mean, out.median, out.mode =
+                sum.min, sum.max, sum.mean, sum.median, sum.mode
+        end
+        local sorted = copy(values)
+        table.sort(sorted)
+        out.percentile = function(q) return percentile(sorted, q) end
+        cache[name] = out
+        return out
+    end })
+end
+
+return M
