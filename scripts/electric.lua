@@ -111,6 +111,11 @@ return {
                  timeout = "15s", connect_timeout = "30s", user_agent = "req/0.5.0",
                  drop_failed = true },
     schedule = { first = "5m", interval = "4h", anchor = "previous" },
+    -- Electric samples every 2 s and keeps its aggregates through 24 h of failed reports
+    samplers = {
+        { name = "memory", probe = "process.rss", every = "2s", max = 43200,
+          description = "Resident memory of the service's process." },
+    },
     -- the Elixir release runs beam.smp with its node named after the release
     process = { command = "beam%.smp .*%-s?name electric[%s@]",
                 env = { "DATABASE_URL", "ELECTRIC_INSTANCE_ID", "ELECTRIC_TELEMETRY",
@@ -238,10 +243,13 @@ return {
                             return p and math.floor(p.uptime)
                         end, { unit = "seconds", null = true }),
                 F.value("used_memory", "object",
-                        "Resident memory of the service's process, one reading per report "
-                        .. "(Electric samples its VM's allocated memory every 2 s, which only "
-                        .. "the VM can read); null when its process is not found.",
+                        "Resident memory of the service's process, sampled every 2 s since "
+                        .. "the last report delivered (Electric samples its VM's allocated "
+                        .. "memory, which only the VM can read); with no sample yet, one "
+                        .. "reading now; null when its process is not found.",
                         function(ctx)
+                            local window = ctx.samples.memory
+                            if window.count > 0 then return stats.summary(window.values) end
                             local p = electric(ctx)
                             return p and stats.summary({ p.rss })
                         end, { unit = "bytes", null = true, fields = summary_fields }),

@@ -37,6 +37,21 @@ local function electric(env)
     return pid
 end
 
+-- A stand-in whose memory grows, 100 KiB every 0.1 s for half a minute (Python, under
+-- the release's command line): its pid.
+local function growing_electric(env)
+    local vars = { "BEAM_ARGV0=" .. h.quote(BEAM) }
+    for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. h.quote(v) end
+    local code = "import time\na = []\nfor i in range(300):\n    a.append(b'x' * 102400)\n"
+        .. "    time.sleep(0.1)\ntime.sleep(600)\n"
+    local pid = tonumber(h.sh("env " .. table.concat(vars, " ") .. " bash -c 'a=$BEAM_ARGV0; "
+        .. "unset BEAM_ARGV0; exec -a \"$a\" python3 -c " .. h.quote(code):gsub("'", "'\\''")
+        .. "' >/dev/null 2>&1 & echo $!"))
+    later(function() h.sh("kill " .. pid .. " 2>/dev/null") end)
+    h.wait_for("/proc/" .. pid .. "/cmdline", "(%-sname electric)")
+    return pid
+end
+
 -- Electric's tables, fresh, with the cluster id it saved on its first connection.
 local function fresh_database()
     pg.psql("DROP SCHEMA IF EXISTS electric CASCADE;\n"
@@ -264,6 +279,30 @@ describe("electric #integration", function()
         assert.are.equal(0, again.data.usage.electrified_tables)
         assert.matches(UUID, again.data.environment.electric_instance_id)
         assert.are_not.equal(id, again.data.environment.electric_instance_id)
+    end)
+
+    it("summarises the memory it sampled every 2 s since the last report", function()
+        fresh_database()
+        local pid = growing_electric({ DATABASE_URL = pg.url })
+        local rss = function()
+            return tonumber(h.sh("awk '/^VmRSS:/ { print $2 }' /proc/" .. pid .. "/status"))
+                * 1024
+        end
+        local at_start = rss()
+        local ep = h.endpoint("201")
+        later(ep.stop)
+        -- at a time scale of 60 it samples every 33 ms; the first report is due after 5 s
+        local p = h.spawn({ "run", "electric", "--scripts", "scripts", "--data-dir",
+                            h.tmpdir(), "--pid", tostring(pid), "--endpoint", ep.url,
+                            "--time-scale", "60" })
+        later(function() h.sh("kill -9 " .. p.pid .. " 2>/dev/null") end)
+        h.wait_until(function() return #ep.requests() >= 1 end, "a report")
+        local at_end = rss()
+        local m = json.decode(ep.requests()[1].body).data.resources.used_memory
+        -- the memory grew while it was sampled: a window, not one reading
+        assert.is_true(at_start <= m.min and m.min < m.max and m.max <= at_end,
+                       table.concat({ at_start, m.min, m.max, at_end }, " "))
+        assert.is_true(m.min <= m.median and m.median <= m.max)
     end)
 
     it("delivers as Electric: Req's User-Agent, its retries, a failed report dropped and "
