@@ -4,47 +4,13 @@
 -- what the fixtures hold. #integration
 local json = require("phonehome.json")
 local h = require("support.helper")
+local mim = require("fixtures.mongooseim.fixture")
 local postgres = require("support.postgres")
 
-local FIXTURES = "spec/fixtures/mongooseim/"
 local CLUSTER_ID = "8a4c0e36-3c5e-4d5b-9f0e-2d1f7a6b9c01"
-local GQL_PASSWORD = "gql-Pw-9931"
+local GQL_PASSWORD = mim.GQL_PASSWORD
 
-local function replace(text, old, new)
-    local i, j = text:find(old, 1, true)
-    assert(i, "fixture has no " .. old)
-    return text:sub(1, i - 1) .. new .. text:sub(j + 1)
-end
-
--- The admin GraphQL API: the fixture answer behind basic auth. The endpoint serves the
--- same file to every POST, so the one answer holds what both queries ask for.
-local function graphql_api()
-    local root = h.tmpdir()
-    h.write(root .. "/graphql", h.slurp(FIXTURES .. "api/graphql"))
-    h.write(root .. "/.auth", "Basic " .. h.sh("printf %s " .. h.quote("admin:" .. GQL_PASSWORD)
-        .. " | base64") .. "\n")
-    return h.endpoint("serve:" .. root)
-end
-
--- A copy of the fixture config: its admin GraphQL listener on api's port (path /graphql:
--- the endpoint serves one name a file), its RDBMS pool on pg when given; edit(text) ->
--- text changes it further.
-local function config(api, pg, edit, name)
-    local text = h.slurp(FIXTURES .. "mongooseim.toml")
-    text = replace(text, "port = 5551", "port = " .. api.port)
-    text = replace(text, 'path = "/api/graphql"\n    schema_endpoint = "admin"',
-                   'path = "/graphql"\n    schema_endpoint = "admin"')
-    text = replace(text, 'password = "secret"', 'password = "' .. GQL_PASSWORD .. '"')
-    if pg then
-        text = replace(text, 'host = "localhost"\n    database = "mongooseim"\n'
-            .. '    username = "mongooseim"\n    password = "mongooseim_secret"\n    port = 5432',
-            string.format('host = "%s"\n    database = "%s"\n    username = "%s"\n'
-                .. '    password = "%s"\n    port = %d', pg.host, pg.dbname, pg.user, pg.password,
-                pg.port))
-    end
-    if edit then text = edit(text) end
-    return h.write(h.tmpdir() .. "/" .. (name or "mongooseim.toml"), text)
-end
+local replace, graphql_api, config = mim.replace, mim.graphql_api, mim.config
 
 -- The RDBMS pool renamed: MongooseIM keeps its cluster id in Mnesia then, out of reach.
 local function no_cluster_db(text)

@@ -31,9 +31,13 @@ local function read(D, p, probe, w, now)
     return (cpu - prev.cpu) / (now - prev.time)
 end
 
+-- The shortest time between two samples of a sampler, whatever the time scale: a demo or
+-- a spec at a high scale must not turn the saving of each sample into a busy loop.
+M.MIN_PERIOD = 0.1
+
 -- The period of a sampler in seconds, at the daemon's time scale.
 local function period(D, s)
-    return s.every / 1000 / D.scale
+    return math.max(M.MIN_PERIOD, s.every / 1000 / D.scale)
 end
 
 -- Takes the samples that are due: a sampler is due once in each period of the clock.
