@@ -104,15 +104,21 @@ $(PARTS): $(BUILD)/lib/phonehome/%.so: $(BUILD)/obj/%.o
 # to it, a day passing in 30 s; each report is printed as it arrives. Ctrl-C stops both.
 RUN_DIR = $(BUILD)/run
 run: all
-	$(Q)mkdir -p $(RUN_DIR); rm -f $(RUN_DIR)/collect.log; \
+	$(Q)mkdir -p $(RUN_DIR); rm -rf $(RUN_DIR)/collect.log $(RUN_DIR)/products; \
 	$(BIN) collect --listen 127.0.0.1:0 --db $(RUN_DIR)/reports.db --print 2>$(RUN_DIR)/collect.log & \
-	cpid=$$!; trap 'kill -TERM $$cpid $$rpid 2>/dev/null; wait' INT TERM; \
+	cpid=$$!; trap 'kill -TERM $$cpid $$ppid $$rpid 2>/dev/null; wait' INT TERM; \
+	PHONEHOME_BUILD=$(BUILD) $(LUA) demo/run.lua $(BUILD) $(RUN_DIR)/products \
+	    2>$(RUN_DIR)/products.log & ppid=$$!; \
 	for i in $$(seq 100); do port=$$(sed -n 's/.*msg=listening addr=127.0.0.1:\([0-9]*\).*/\1/p' \
 	    $(RUN_DIR)/collect.log); [ -n "$$port" ] && break; sleep 0.05; done; \
 	echo "collector on http://127.0.0.1:$$port (log: $(RUN_DIR)/collect.log); Ctrl-C stops"; \
+	for i in $$(seq 1200); do [ -f $(RUN_DIR)/products/products.conf ] && break; \
+	    kill -0 $$ppid 2>/dev/null || break; sleep 0.1; done; \
+	echo "products: a fixture of each beside the daemon, new figures every 5 s" \
+	    "(log: $(RUN_DIR)/products.log, settings: $(RUN_DIR)/products/products.conf)"; \
 	$(BIN) run --endpoint http://127.0.0.1:$$port --time-scale 2880 --data-dir $(RUN_DIR)/data \
-	    --set synapse.report_stats=true & rpid=$$!; \
-	wait $$rpid; kill -TERM $$cpid 2>/dev/null; wait $$cpid; true
+	    --config $(RUN_DIR)/products/products.conf & rpid=$$!; \
+	wait $$rpid; kill -TERM $$cpid $$ppid 2>/dev/null; wait $$cpid $$ppid; true
 
 spec: all
 	$(Q)PHONEHOME_BUILD=$(BUILD) $(BUSTED) $(SPEC_ARGS)
@@ -122,7 +128,7 @@ test: all lint
 
 lint: $(DEPS_STAMP)
 	@echo "LUACHECK lib scripts spec bench"
-	$(Q)luacheck -q lib scripts spec bench
+	$(Q)luacheck -q lib scripts spec bench demo
 	@echo "CLANG-FORMAT runtime"
 	$(Q)clang-format --dry-run -Werror runtime/*.c runtime/*.h
 	@echo "CPPCHECK runtime"

@@ -45,21 +45,8 @@ local function fresh_database()
         .. CLUSTER .. "\"');")
 end
 
--- A schema version as Electric saves it when it applies a migration: the JSON of its
--- protobuf schema, the tables of "schema.name" given, with ago an SQL interval before now.
-local function migrate(version, tables, ago)
-    local list = {}
-    for i, qualified in ipairs(tables) do
-        local schema, name = qualified:match("^(.-)%.(.*)$")
-        list[i] = string.format('{"name": {"name": "%s", "schema": "%s"}, "oid": %d, '
-            .. '"columns": [{"name": "id", "type": {"name": "uuid"}}], "constraints": []}',
-            name, schema, 16400 + i)
-    end
-    pg.psql(string.format("INSERT INTO electric.\"schema\" (version, \"schema\", migration_ddl, "
-        .. "created_at) VALUES ('%s', '{\"tables\": [%s]}', ARRAY['CREATE TABLE x (id uuid)'], "
-        .. "%s);", version, table.concat(list, ", "),
-        ago and ("now() - interval '" .. ago .. "'") or "now()"))
-end
+-- A schema version as Electric saves it when it applies a migration (see the fixture).
+local function migrate(version, tables, ago) fixture.migrate(pg, version, tables, ago) end
 
 local function psql_value(sql)
     return h.sh("psql -X -At -h " .. h.quote(pg.dir) .. " -p " .. pg.port .. " -U " .. pg.user

@@ -175,9 +175,9 @@ function M.wait_for(path, pattern, seconds)
         .. (f and f:read("a") or ""))
 end
 
--- Waits (up to 10 s) until fn() returns a true value; returns it.
-function M.wait_until(fn, what)
-    for _ = 1, 500 do
+-- Waits (up to seconds, default 10) until fn() returns a true value; returns it.
+function M.wait_until(fn, what, seconds)
+    for _ = 1, math.ceil((seconds or 10) / 0.02) do
         local v = fn()
         if v then return v end
         M.sh("sleep 0.02")
