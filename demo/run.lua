@@ -87,13 +87,18 @@ local function arm()
 end
 arm()
 
-local signals
+-- make run's Ctrl-C brings SIGINT and SIGTERM at once: the handlers stay until every
+-- product is stopped, so that the second signal cannot end this before it is done
+local stopping = false
 local function stop()
+    if stopping then return end
+    stopping = true
+    say("stopping")
     if timer then timer:close() end
-    for _, s in ipairs(signals) do s:close() end
     core.stop()
 end
-signals = { core.signal("SIGTERM", stop), core.signal("SIGINT", stop) }
+local signals = { core.signal("SIGTERM", stop), core.signal("SIGINT", stop) }
 core.run()
 stop_all()
+for _, s in ipairs(signals) do s:close() end
 say("stopped")

@@ -7,14 +7,23 @@ local h = require("support.helper")
 describe("make run's products #integration", function()
     setup(h.lock_bundled)
     teardown(h.unlock_bundled)
-    local demo
+    local demo, dir
     after_each(function()
-        if demo then h.sh("kill -9 " .. demo.pid .. " 2>/dev/null") end
+        -- a test that failed leaves nothing running either
+        if demo then
+            h.sh("kill -9 " .. demo.pid .. " 2>/dev/null")
+            local f = io.open(dir .. "/pids")
+            for pid in (f and f:read("a") or ""):gmatch("%d+") do
+                h.sh("kill " .. pid .. " 2>/dev/null")
+            end
+            if f then f:close() end
+        end
         h.cleanup()
     end)
 
-    it("gives every bundled product real figures that change, and stops them all", function()
-        local dir = h.tmpdir()
+    it("gives every bundled product real figures that change, and stops them all at Ctrl-C",
+       function()
+        dir = h.tmpdir()
         -- a change every second
         demo = h.spawn_shell("PHONEHOME_BUILD=" .. h.quote(h.build) .. " lua5.4 demo/run.lua "
             .. h.quote(h.build) .. " " .. h.quote(dir) .. " 1")
@@ -70,6 +79,10 @@ describe("make run's products #integration", function()
         local pids = {}
         for pid in h.slurp(dir .. "/pids"):gmatch("%d+") do pids[#pids + 1] = pid end
         assert.is_true(#pids >= 8, #pids .. " processes")
+        -- as Ctrl-C in make run: SIGINT to every process, then SIGTERM from make's trap
+        -- while the products are being stopped
+        h.sh("kill -INT " .. demo.pid)
+        h.wait_for(demo.err, "demo: stopping\n")
         h.sh("kill -TERM " .. demo.pid)
         assert.are.equal(0, h.exit_code(demo, 60))
         demo = nil
