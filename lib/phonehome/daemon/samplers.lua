@@ -1,8 +1,9 @@
 -- The daemon's samplers: one timer for the samplers of every product, woken at the next
 -- boundary of any period (periods are aligned to the clock, so products sampling every
 -- minute wake the process once a minute in all; none at all, no timer). Each sample
--- joins the product's window in its state, saved at once; a delivered report ends the
--- window it was built from (runner's cut).
+-- joins the product's window in its state, saved at once (a reading that fails again the
+-- same way writes nothing); a delivered report ends the window it was built from (runner's
+-- close_window).
 local async = require("phonehome.base.async")
 local core = require("phonehome.core")
 local log = require("phonehome.base.log")
@@ -60,13 +61,16 @@ local function tick(D)
                         table.remove(w.v, 1)
                         w.dropped = (w.dropped or 0) + 1
                     end
+                    took = true
                 elseif err and err ~= w.error then
                     -- said once until it changes: a product down for a day is one line
                     log.warn({ product = p.name, msg = "sample not taken", sampler = s.name,
                                error = err })
+                    took = true
                 end
+                -- process.cpu's first reading is kept for the next one
+                took = took or (s.probe == "process.cpu" and v == nil and err == nil)
                 w.error = v == nil and err or nil
-                took = true
             end
         end
         if took then runner.save(D, p) end
