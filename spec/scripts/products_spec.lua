@@ -336,14 +336,19 @@ describe("electric", function()
 
     it("builds a report of the sample's shape, in its envelope", function()
         -- no Electric runs here: what only it knows is null, each with a warning
-        -- (spec/scripts/electric_spec.lua reads a running one)
+        -- (spec/scripts/electric_spec.lua reads a running one). Its process's memory is
+        -- null too, unless another suite on this machine runs an Electric-like process:
+        -- then it has the sample's shape, which differences() checks.
         local r = h.run({ "show", "electric", "--data-dir", h.tmpdir() })
         assert.are.equal(0, r.code, r.err)
         local ours = json.decode(r.out)
-        local diffs = differences(ours, sample, "", {})
+        local diffs = {}
+        for _, d in ipairs(differences(ours, sample, "", {})) do
+            if not d:find("^%.data%.resources%.used_memory: null") then diffs[#diffs + 1] = d end
+        end
         table.sort(diffs)
         local summaries = {}
-        for _, k in ipairs({ "resources.used_memory", "usage.concurrent_clients",
+        for _, k in ipairs({ "usage.concurrent_clients",
                              "usage.subscriptions_continued_per_client",
                              "usage.subscriptions_included_tables",
                              "usage.subscriptions_rows_per_shape" }) do
