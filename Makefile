@@ -100,11 +100,14 @@ $(PARTS): $(BUILD)/lib/phonehome/%.so: $(BUILD)/obj/%.o
 	@echo "LD $@"
 	$(Q)$(CC) $(CFLAGS) -shared -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs $(PART_LIBS_$*))
 
-# The main job: a collector on 127.0.0.1 and the daemon with every bundled product sent
-# to it, a day passing in 30 s; each report is printed as it arrives. Ctrl-C stops both.
+# The main job: a collector on 127.0.0.1, a small fixture of each bundled product
+# (demo/run.lua, new figures every 5 s) and the daemon reading them and sending to the
+# collector, a day passing in 30 s. The terminal shows each report once, as the collector
+# receives it; the collector's, the products' and the daemon's logs are in RUN_DIR.
+# Ctrl-C stops all three.
 RUN_DIR = $(BUILD)/run
 run: all
-	$(Q)mkdir -p $(RUN_DIR); rm -rf $(RUN_DIR)/collect.log $(RUN_DIR)/products; \
+	$(Q)mkdir -p $(RUN_DIR); rm -rf $(RUN_DIR)/*.log $(RUN_DIR)/products; \
 	$(BIN) collect --listen 127.0.0.1:0 --db $(RUN_DIR)/reports.db --print 2>$(RUN_DIR)/collect.log & \
 	cpid=$$!; trap 'kill -TERM $$cpid $$ppid $$rpid 2>/dev/null; wait' INT TERM; \
 	PHONEHOME_BUILD=$(BUILD) $(LUA) demo/run.lua $(BUILD) $(RUN_DIR)/products \
@@ -114,10 +117,15 @@ run: all
 	echo "collector on http://127.0.0.1:$$port (log: $(RUN_DIR)/collect.log); Ctrl-C stops"; \
 	for i in $$(seq 1200); do [ -f $(RUN_DIR)/products/products.conf ] && break; \
 	    kill -0 $$ppid 2>/dev/null || break; sleep 0.1; done; \
-	echo "products: a fixture of each beside the daemon, new figures every 5 s" \
-	    "(log: $(RUN_DIR)/products.log, settings: $(RUN_DIR)/products/products.conf)"; \
+	sed 's/^/  /' $(RUN_DIR)/products.log; \
+	if [ ! -f $(RUN_DIR)/products/products.conf ]; then \
+	    echo "the products did not start (log: $(RUN_DIR)/products.log)" >&2; \
+	    kill -TERM $$cpid $$ppid 2>/dev/null; wait; exit 1; fi; \
+	echo "products: new figures every 5 s (log: $(RUN_DIR)/products.log," \
+	    "settings: $(RUN_DIR)/products/products.conf)"; \
+	echo "daemon: reading them, a day in 30 s (log: $(RUN_DIR)/daemon.log); the reports:"; \
 	$(BIN) run --endpoint http://127.0.0.1:$$port --time-scale 2880 --data-dir $(RUN_DIR)/data \
-	    --config $(RUN_DIR)/products/products.conf & rpid=$$!; \
+	    --config $(RUN_DIR)/products/products.conf >$(RUN_DIR)/daemon.log 2>&1 & rpid=$$!; \
 	wait $$rpid; kill -TERM $$cpid $$ppid 2>/dev/null; wait $$cpid $$ppid; true
 
 spec: all

@@ -4,6 +4,7 @@
 -- started), change(step) (new figures), stop() }; pg is a PostgreSQL of
 -- spec/support/postgres, or nil without one.
 local core = require("phonehome.core")
+local coroot = require("fixtures.coroot.fixture")
 local electric = require("fixtures.electric.fixture")
 local esdb = require("fixtures.eventstoredb.node")
 local h = require("support.helper")
@@ -23,7 +24,7 @@ local function kill(pid)
 end
 
 -- Synapse: a SQLite homeserver with known rows, its metrics listener and its process;
--- each step a user registers, signs in and sends a message.
+-- each step a user registers, signs in, opens a room and sends a message there.
 function M.synapse(dir)
     local d = mkdir(dir .. "/synapse")
     local db = synapse.sqlite(d)
@@ -36,16 +37,20 @@ function M.synapse(dir)
     function p.change(step)
         local now = os.time()
         local user = string.format("@demo%d:example.org", step)
-        h.write(d .. "/step.sql", string.format([[
+        local room = string.format("!demo%d:example.org", step)
+        -- one transaction: a report sees the whole step or none of it
+        h.sqlite(db, string.format([[
+BEGIN;
 INSERT INTO users (name, creation_ts, is_guest, appservice_id) VALUES ('%s', %d, 0, NULL);
 INSERT INTO user_ips (user_id, access_token, device_id, ip, user_agent, last_seen)
     VALUES ('%s', 'demo%d', 'DEMO', '10.0.1.1', 'Element/1.0', %d);
+INSERT INTO rooms (room_id, is_public, creator, room_version) VALUES ('%s', FALSE, '%s', '10');
 INSERT INTO events (stream_ordering, topological_ordering, event_id, type, room_id, processed,
     outlier, origin_server_ts, received_ts, sender)
-    VALUES (%d, %d, '$demo%d', 'm.room.message', '!a:example.org', TRUE, FALSE, %d, %d, '%s');
-]], user, now, user, step, now * 1000, 1000 + step, 1000 + step, step, now * 1000,
-            now * 1000, user))
-        h.sh("sqlite3 " .. h.quote(db) .. " < " .. h.quote(d .. "/step.sql"))
+    VALUES (%d, %d, '$demo%d', 'm.room.message', '%s', TRUE, FALSE, %d, %d, '%s');
+COMMIT;
+]], user, now, user, step, now * 1000, room, user, 1000 + step, 1000 + step, step, room,
+            now * 1000, now * 1000, user))
     end
     function p.stop()
         proc.stop()
@@ -55,7 +60,8 @@ INSERT INTO events (stream_ordering, topological_ordering, event_id, type, room_
 end
 
 -- EventStoreDB: the node's HTTP API, database directory, config and process; each step
--- the writer moves on and the persistent subscriptions change.
+-- the writer moves on to a new chunk, and the persistent subscriptions and user-defined
+-- projections change.
 function M.eventstoredb()
     -- named as Debian's package runs it, so that the script finds the node's process
     local n = esdb.start({ name = "/usr/bin/eventstored" })
@@ -65,12 +71,20 @@ function M.eventstoredb()
         local answers = esdb.answers({ db = n.db })
         local member = answers.gossip.members[1]
         member.writerCheckpoint = member.writerCheckpoint + step * esdb.CHUNK_SIZE
+        -- the node writes its checkpoint file as it goes; the script reads that first
+        h.replace(n.db .. "/writer.chk", string.pack("<i8", member.writerCheckpoint))
         local subscriptions = json.array()
         for i = 1, step % 5 + 1 do
             subscriptions[i] = { eventStreamId = "orders-" .. i, groupName = "billing",
                                  status = "Live" }
         end
-        esdb.write_answers(n.root, { gossip = answers.gossip, subscriptions = subscriptions })
+        local projections = answers["projections.any"].projections
+        for i = 1, step % 4 do
+            projections[#projections + 1] = esdb.projection("orders-" .. i, "Continuous",
+                                                            i % 2 == 0 and "Stopped" or "Running")
+        end
+        esdb.write_answers(n.root, { gossip = answers.gossip, subscriptions = subscriptions,
+                                     ["projections.any"] = answers["projections.any"] })
     end
     p.stop = n.stop
     return p
@@ -81,13 +95,8 @@ end
 -- rollout and a notification.
 function M.coroot(dir)
     local d = mkdir(dir .. "/coroot")
-    h.sh("rm -f " .. h.quote(d .. "/db.sqlite"))
-    h.sh("sqlite3 " .. h.quote(d .. "/db.sqlite") .. " < spec/fixtures/coroot/schema.sql")
-    h.write(d .. "/rows.sql", (h.slurp("spec/fixtures/coroot/sample.sql")
-        :gsub("{now}", tostring(os.time()))))
-    h.sh("sqlite3 " .. h.quote(d .. "/db.sqlite") .. " < " .. h.quote(d .. "/rows.sql"))
-    h.write(d .. "/instance.uuid", "2c4f4a4e-9d7e-4b7c-8b8e-3f1a5d6c7b8a")
-    h.write(d .. "/config.yaml", h.slurp("spec/fixtures/coroot/config.yaml"))
+    os.remove(d .. "/db.sqlite")
+    coroot.datadir(d, "2c4f4a4e-9d7e-4b7c-8b8e-3f1a5d6c7b8a")
     local web = h.endpoint("serve:spec/fixtures/coroot")
     local pid = tonumber(h.sh(h.pauser(d .. "/coroot") .. " --data-dir=" .. h.quote(d)
         .. " >/dev/null 2>&1 & echo $!"))
@@ -95,13 +104,13 @@ function M.coroot(dir)
                 pids = { pid, web.pid } }
     function p.change(step)
         local now = os.time()
-        h.sh("sqlite3 " .. h.quote(d .. "/db.sqlite") .. " " .. h.quote(string.format(
-            "INSERT INTO application_deployment (project_id, application_id, name, started_at) "
-            .. "VALUES ('a1b2c3d4', 'default:Deployment:demo', 'demo-%d', %d); "
+        h.sqlite(d .. "/db.sqlite", string.format("BEGIN;\n"
+            .. "INSERT INTO application_deployment (project_id, application_id, name, started_at) "
+            .. "VALUES ('a1b2c3d4', 'default:Deployment:demo', 'demo-%d', %d);\n"
             .. "INSERT INTO incident_notification (project_id, application_id, incident_key, "
             .. "status, destination, timestamp, sent_at) VALUES ('a1b2c3d4', "
-            .. "'default:Deployment:demo', 'demo-%d', 3, 'slack', %d, %d);",
-            step, now, step, now, now + 1)))
+            .. "'default:Deployment:demo', 'demo-%d', 3, 'slack', %d, %d);\nCOMMIT;\n",
+            step, now, step, now, now + 1))
     end
     function p.stop()
         kill(pid)()
@@ -128,28 +137,28 @@ function M.mongooseim(_, pg)
             local count = series.dict[1]
             count.value = count.value + step
         end
-        -- whole, at once: the endpoint may read it at any moment
-        h.write(api.root .. "/graphql.tmp", json.encode(answer))
-        os.rename(api.root .. "/graphql.tmp", api.root .. "/graphql")
+        h.replace(api.root .. "/graphql", json.encode(answer))
     end
     p.stop = api.stop
     return p
 end
 
--- Electric: its tables in pg with the cluster id, and its process with DATABASE_URL;
--- each step it applies a migration with one more table. Without PostgreSQL, nothing.
+-- Electric: its tables in pg with the cluster id, and its process with DATABASE_URL and
+-- the variables its release's start script sets; each step it applies a migration with
+-- one more table. Without PostgreSQL, nothing.
 function M.electric(_, pg)
     if not pg then return nil end
     pg.psql(h.slurp("spec/fixtures/electric/schema.sql")
         .. "INSERT INTO electric.transaction_marker (id, content) VALUES ('cluster_id', "
         .. "'\"5a1f0c2e-7d3b-4c6a-9e8f-0b1c2d3e4f5a\"');")
     electric.migrate(pg, "20240101000000", { "public.items", "public.projects" }, "1 day")
-    local pid = electric.process({ DATABASE_URL = pg.url })
+    local pid = electric.process({ DATABASE_URL = pg.url, RELEASE_NAME = "electric",
+                                   RELEASE_VSN = "0.12.1" })
     local p = { settings = {}, pids = { pid } }
     function p.change(step)
         local tables = {}
         for i = 1, step + 2 do tables[i] = "public.table" .. i end
-        electric.migrate(pg, string.format("2024%010d", step), tables)
+        electric.migrate(pg, string.format("2025%010d", step), tables)
     end
     p.stop = kill(pid)
     return p

@@ -4,7 +4,8 @@
 -- usage: lua5.4 demo/run.lua BUILD DIR [SECONDS between changes, default 5]
 -- Writes DIR/pids and DIR/products.conf once everything is up, DIR/step after each change.
 local build, dir, seconds = arg[1], arg[2], tonumber(arg[3] or 5)
-package.path = "spec/?.lua;lib/?.lua;lib/?/init.lua;" .. package.path
+-- only this tree's modules (the fixtures are the specs'), never LUA_PATH's
+package.path = "./?.lua;spec/?.lua;lib/?.lua;lib/?/init.lua"
 package.cpath = build .. "/lib/?.so;" .. package.cpath
 local core = require("phonehome.core")
 local h = require("support.helper")
@@ -21,6 +22,9 @@ end
 -- absolute, as the products' config files name their files
 if dir:sub(1, 1) ~= "/" then dir = h.sh("pwd") .. "/" .. dir end
 assert(core.mkdir(dir, 493))
+-- the fixtures' own directories go under dir too, where make run's files are (PostgreSQL
+-- keeps its own under /tmp, which its user `nobody` can always reach)
+h.tmp_root = dir
 local started, pg = {}, nil
 local function stop_all()
     for i = #started, 1, -1 do pcall(started[i].stop) end

@@ -64,21 +64,58 @@ describe("make run's products #integration", function()
             assert.matches("^15%.", el.data.environment.pg_version)
             assert.are.equal("5a1f0c2e-7d3b-4c6a-9e8f-0b1c2d3e4f5a",
                              el.data.environment.electric_cluster_uuid)
+            assert.are.equal("0.12.1", el.data.electric_version)
+        else
+            h.has("no PostgreSQL 15: Electric has no database", h.slurp(demo.err))
         end
-        -- the figures change: a user registers at each step
+        -- the figures change: at each step, in each product, a figure that only grows
+        local function figures()
+            local out = { synapse = show("synapse"), eventstoredb = show("eventstoredb"),
+                          coroot = show("coroot"), mongooseim = show("mongooseim") }
+            if has_pg then out.electric = show("electric") end
+            return out
+        end
+        local function sent(report)
+            for _, ev in ipairs(report.events) do
+                if ev.name == "xmpp_stanza_count" and ev.params.stanza_type == "xmppMessageSent"
+                then return ev.params.total end
+            end
+        end
+        local growing = {
+            ["synapse total_users"] = function(f) return f.synapse.total_users end,
+            ["synapse total_room_count"] = function(f) return f.synapse.total_room_count end,
+            ["eventstoredb activeChunkNumber"] = function(f)
+                return f.eventstoredb.database.activeChunkNumber
+            end,
+            ["coroot deployments"] = function(f) return f.coroot.infra.deployments end,
+            ["mongooseim messages sent"] = function(f) return sent(f.mongooseim) end,
+        }
+        if has_pg then
+            growing["electric electrified_tables"] = function(f)
+                return f.electric.data.usage.electrified_tables
+            end
+        end
         local function step()
             local f = io.open(dir .. "/step")
             local n = f and tonumber(f:read("a")) or 0
             if f then f:close() end
             return n
         end
-        local users, at = show("synapse").total_users, step()
+        local before, at = figures(), step()
+        -- a whole step begun after those readings
         h.wait_until(function() return step() > at + 1 end, "the next change", 60)
-        assert.is_true(show("synapse").total_users > users)
+        local after = figures()
+        for name, read in pairs(growing) do
+            local was, now = read(before), read(after)
+            assert.is_number(was, name)
+            assert.is_true(was >= 1 and now > was,
+                           name .. ": " .. tostring(was) .. " then " .. tostring(now))
+        end
         -- stopped, it leaves nothing running: stand-ins, servers, PostgreSQL
         local pids = {}
         for pid in h.slurp(dir .. "/pids"):gmatch("%d+") do pids[#pids + 1] = pid end
-        assert.is_true(#pids >= 8, #pids .. " processes")
+        -- two each for Synapse, EventStoreDB, Coroot; MongooseIM's API; Electric and PG
+        assert.are.equal(has_pg and 9 or 7, #pids)
         -- as Ctrl-C in make run: SIGINT to every process, then SIGTERM from make's trap
         -- while the products are being stopped
         h.sh("kill -INT " .. demo.pid)

@@ -3,6 +3,7 @@
 -- same rows on a real PostgreSQL), config.yaml, its web page on 127.0.0.1, and a process
 -- named coroot standing for the server. Every figure is checked against the rows.
 -- #integration
+local fixture = require("fixtures.coroot.fixture")
 local json = require("phonehome.json")
 local h = require("support.helper")
 local postgres = require("support.postgres")
@@ -112,11 +113,7 @@ end
 local function datadir(sqlite)
     local d = h.tmpdir()
     h.write(d .. "/instance.uuid", UUID)
-    if sqlite ~= false then
-        h.write(d .. "/rows.sql", rows(os.time()))
-        must("sqlite3 " .. d .. "/db.sqlite < spec/fixtures/coroot/schema.sql")
-        must("sqlite3 " .. d .. "/db.sqlite < " .. d .. "/rows.sql")
-    end
+    if sqlite ~= false then fixture.database(d .. "/db.sqlite", rows(os.time())) end
     return d
 end
 

@@ -23,6 +23,25 @@ function M.write(path, text)
     return path
 end
 
+-- replace(path, text) -> path: the file's new text written beside it and renamed over it,
+-- for a file that a running server or the daemon may read at any moment.
+function M.replace(path, text)
+    M.write(path .. ".new", text)
+    assert(os.rename(path .. ".new", path))
+    return path
+end
+
+-- sqlite(db, sql) runs the statements on the SQLite database (created when missing),
+-- stopping at the first error. A reader such as the daemon may hold the database for a
+-- moment: the writer waits for it, as the product's own connection would.
+function M.sqlite(db, sql)
+    local p = assert(io.popen("env -u LD_PRELOAD sqlite3 -bail -cmd '.timeout 10000' "
+        .. M.quote(db), "w"))
+    p:write(sql)
+    local ok, _, code = p:close()
+    assert(ok, "sqlite3 " .. db .. ": exit " .. tostring(code))
+end
+
 -- pauser(path) -> path: a program compiled there that waits for a signal whatever its
 -- arguments, a stand-in for a product's process that keeps its command line as given and
 -- costs no CPU time (a product's CPU figures can then be bounded).
@@ -43,10 +62,11 @@ function M.state(data_dir, product)
     return require("phonehome.json").decode(text) or {}
 end
 
--- A fresh temporary directory, removed by M.cleanup().
+-- A fresh temporary directory under M.tmp_root, removed by M.cleanup().
+M.tmp_root = "/tmp"
 local dirs = {}
 function M.tmpdir()
-    local p = io.popen("mktemp -d /tmp/phonehome-spec.XXXXXX")
+    local p = io.popen("mktemp -d " .. M.quote(M.tmp_root) .. "/phonehome-spec.XXXXXX")
     local d = p:read("l")
     p:close()
     dirs[#dirs + 1] = d
