@@ -3,14 +3,18 @@
 -- and a stop leaves nothing running. #integration
 local json = require("phonehome.json")
 local h = require("support.helper")
+local synapse = require("fixtures.synapse.fixture")
 
 describe("make run's products #integration", function()
     setup(h.lock_bundled)
     teardown(h.unlock_bundled)
     local demo, dir
     after_each(function()
-        -- a test that failed leaves nothing running either
+        -- a test that failed leaves nothing running either: the demo stops what it started
+        -- (PostgreSQL's cluster too), else whatever it wrote down is killed
         if demo then
+            h.sh("kill -TERM " .. demo.pid .. " 2>/dev/null")
+            pcall(h.exit_code, demo, 60)
             h.sh("kill -9 " .. demo.pid .. " 2>/dev/null")
             local f = io.open(dir .. "/pids")
             for pid in (f and f:read("a") or ""):gmatch("%d+") do
@@ -40,9 +44,28 @@ describe("make run's products #integration", function()
             assert.are.equal(0, r.code, r.err)
             return json.decode(r.out), r.err
         end
-        -- read where each product keeps them: no figure left to a default
+        local function step()
+            local f = io.open(dir .. "/step")
+            local n = f and tonumber(f:read("a")) or 0
+            if f then f:close() end
+            return n
+        end
+        -- read where each product keeps them: no figure left to a default. Synapse's rows:
+        -- the fixture's, and per step done a native user active today, a room, a message
+        -- sent in it (a step writes them in one transaction; one may be under way while
+        -- show reads)
+        local first = step()
         local s = show("synapse")
-        assert.is_true(s.total_users >= 8 and s.total_room_count == 3, tostring(s.total_users))
+        local last = step() + 1
+        local added = s.total_users - synapse.expected.total_users
+        assert.is_true(added >= first and added <= last, tostring(s.total_users))
+        local per_step = { total_users = 1, total_nonbridged_users = 1, total_room_count = 1,
+                           daily_user_type_native = 1, daily_active_users = 1,
+                           monthly_active_users = 1, daily_messages = 1,
+                           daily_sent_messages = 1, daily_active_rooms = 1 }
+        for k, v in pairs(synapse.expected) do
+            assert.are.equal(v + added * (per_step[k] or 0), s[k], k)
+        end
         assert.are.same({ "example.org", "3.11.4", "sqlite3" },
                         { s.homeserver, s.python_version, s.database_engine })
         local e = show("eventstoredb")
@@ -94,12 +117,6 @@ describe("make run's products #integration", function()
             growing["electric electrified_tables"] = function(f)
                 return f.electric.data.usage.electrified_tables
             end
-        end
-        local function step()
-            local f = io.open(dir .. "/step")
-            local n = f and tonumber(f:read("a")) or 0
-            if f then f:close() end
-            return n
         end
         local before, at = figures(), step()
         -- a whole step begun after those readings
