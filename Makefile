@@ -24,13 +24,13 @@ MAIN_OBJ = $(BUILD)/obj/main.o
 BIN      = $(BUILD)/phonehome
 MODULE   = $(BUILD)/lib/phonehome/core.so
 # parts that core loads on first use, each with the library only it needs
-PART_NAMES = http_client http_server sqlite json_strict pg
+PART_NAMES = http_client http_server sqlite json_strict pg statsd
 PARTS      = $(PART_NAMES:%=$(BUILD)/lib/phonehome/%.so)
 
 # Debian packages the build, the tests and the tools need.
 DEBS = make gcc pkg-config lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check \
        libuv1-dev libcurl4-openssl-dev uuid-dev libmicrohttpd-dev libsqlite3-dev \
-       libjansson-dev lua-yaml lua-inifile cppcheck clang-format curl wrk openssl libpq-dev \
+       libjansson-dev libxxhash-dev lua-yaml lua-inifile cppcheck clang-format curl wrk openssl libpq-dev \
        postgresql sqlite3
 DEPS_STAMP = $(BUILD)/.deps
 
@@ -61,7 +61,7 @@ $(DEPS_STAMP): Makefile
 $(BUILD)/obj/%.o: runtime/%.c runtime/phonehome.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "CC $<"
-	$(Q)$(CC) $(CFLAGS) $(shell pkg-config --cflags $(PKGS) libcurl libmicrohttpd sqlite3 jansson libpq) -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) $(shell pkg-config --cflags $(PKGS) libcurl libmicrohttpd sqlite3 jansson libpq libxxhash) -c -o $@ $<
 
 # main.c and core.c have PREFIX compiled in: a change of PREFIX rebuilds them
 PREFIX_STAMP = $(BUILD)/.prefix$(subst /,_,$(PREFIX))
@@ -85,6 +85,7 @@ PART_LIBS_http_server = libmicrohttpd libuv lua5.4
 PART_LIBS_sqlite      = sqlite3 libuv lua5.4
 PART_LIBS_json_strict = jansson lua5.4
 PART_LIBS_pg          = libpq libuv lua5.4
+PART_LIBS_statsd      = libxxhash libuv lua5.4
 # the HTTP server is two files: the server, and one request
 $(BUILD)/lib/phonehome/http_server.so: $(BUILD)/obj/http_request.o
 $(BUILD)/obj/http_server.o $(BUILD)/obj/http_request.o: runtime/http_server.h
@@ -95,6 +96,9 @@ $(BUILD)/obj/pg.o $(BUILD)/obj/pg_job.o: runtime/pg.h
 # worker on the thread pool)
 $(BUILD)/lib/phonehome/sqlite.so: $(BUILD)/obj/sqlite_query.o $(BUILD)/obj/sqlite_query_work.o
 $(BUILD)/obj/sqlite_query.o $(BUILD)/obj/sqlite_query_work.o: runtime/sqlite_query.h
+# StatsD: the listener, the aggregates, and HyperLogLog sets
+$(BUILD)/lib/phonehome/statsd.so: $(BUILD)/obj/statsd_agg.o $(BUILD)/obj/hll.o
+$(BUILD)/obj/statsd.o $(BUILD)/obj/statsd_agg.o $(BUILD)/obj/hll.o: runtime/statsd.h
 $(PARTS): $(BUILD)/lib/phonehome/%.so: $(BUILD)/obj/%.o
 	@mkdir -p $(dir $@)
 	@echo "LD $@"

@@ -32,6 +32,8 @@ static const struct {
     {"sqlite_query", "sqlite.so", "phonehome_sqlite_open"},
     {"json_strict", "json_strict.so", "phonehome_json_strict_open"},
     {"pg_query", "pg.so", "phonehome_pg_open"},
+    {"statsd_listen", "statsd.so", "phonehome_statsd_open"},
+    {"statsd_merge", "statsd.so", "phonehome_statsd_open"},
 };
 
 /* __index of the module: a function of a part not loaded yet loads that part. The

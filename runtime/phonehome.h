@@ -78,7 +78,8 @@ int loop_pcall(lua_State *L, int nargs, int nres);
 lua_State *loop_main_thread(lua_State *L);
 
 /* What core lends the parts it loads on first use (http_client.so: libcurl;
- * http_server.so: libmicrohttpd; sqlite.so: SQLite; json_strict.so: Jansson; pg.so: libpq),
+ * http_server.so: libmicrohttpd; sqlite.so: SQLite; json_strict.so: Jansson; pg.so: libpq;
+ * statsd.so: libxxhash),
  * so that a command that needs none of them never maps them. */
 typedef struct core_api {
     int (*fail)(lua_State *L, const char *what, const char *reason, int err, lua_Integer code);
@@ -112,5 +113,8 @@ void phonehome_json_strict_open(lua_State *L, const core_api *api);
 
 /* pg.c (pg.so): PostgreSQL queries on the loop (libpq) */
 void phonehome_pg_open(lua_State *L, const core_api *api);
+
+/* statsd.c (statsd.so): the StatsD listener and its aggregates (libxxhash) */
+void phonehome_statsd_open(lua_State *L, const core_api *api);
 
 #endif

@@ -42,6 +42,18 @@ function M.sqlite(db, sql)
     assert(ok, "sqlite3 " .. db .. ": exit " .. tostring(code))
 end
 
+-- statsd_send() -> the path of spec/support/statsd_send.c compiled into the build
+-- directory (again when the source is newer): a StatsD client that packs lines into
+-- datagrams (its header says its arguments).
+function M.statsd_send()
+    local path, src = M.build .. "/statsd_send", "spec/support/statsd_send.c"
+    local out = M.sh("[ " .. M.quote(path) .. " -nt " .. src .. " ] || cc -O2 -Wall -o "
+        .. M.quote(path) .. ".$$ " .. src .. " && mv -f " .. M.quote(path) .. ".$$ "
+        .. M.quote(path) .. " 2>&1 && echo ok")
+    assert(out:match("ok$"), "cc: " .. out)
+    return path
+end
+
 -- pauser(path) -> path: a program compiled there that waits for a signal whatever its
 -- arguments, a stand-in for a product's process that keeps its command line as given and
 -- costs no CPU time (a product's CPU figures can then be bounded).

@@ -65,7 +65,39 @@ local function one(ctx, name)
                                      dropped = tonumber(w.dropped) or 0 }
         end
     end
+    -- the metrics' window: lines received per metric since the last report delivered
+    if type(state.metrics) == "table" then
+        out.metrics = {}
+        for _, seg in ipairs(state.metrics.segments) do
+            for metric, agg in pairs(seg.aggs) do
+                out.metrics[metric] = (out.metrics[metric] or 0) + agg.lines
+            end
+        end
+    end
     return out
+end
+
+-- "app.requests 120, app.users 4": StatsD lines received for the next report.
+local function metrics_line(metrics)
+    local names, parts = {}, {}
+    for k in pairs(metrics) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do parts[#parts + 1] = k .. " " .. metrics[k] end
+    return "  metrics for the next report (lines): "
+        .. (#parts > 0 and table.concat(parts, ", ") or "none yet") .. "\n"
+end
+
+-- The StatsD listener's counts since it began, as one line; nil when it never ran.
+local function listener_line(c)
+    if not c then return nil end
+    local where = {}
+    if c.udp then where[#where + 1] = "udp " .. c.udp end
+    if c.unix then where[#where + 1] = "unix " .. c.unix end
+    return string.format("StatsD (%s) since %s: %d lines taken from %d datagrams; dropped: %d "
+        .. "undeclared, %d malformed (%d of the wrong type), %d datagrams cut, %d datagrams "
+        .. "by the kernel\n", table.concat(where, ", "), when(c.since) or "?", c.lines or 0,
+        c.datagrams or 0, c.undeclared or 0, c.malformed or 0, c.wrong_type or 0,
+        c.truncated or 0, c.kernel_drops or 0)
 end
 
 -- "cpu 12, memory 12 (3 dropped)": the samples held for the next report.
@@ -90,8 +122,10 @@ function M.run(ctx)
         rows[#rows + 1] = one(ctx, name)
         bad = bad or rows[#rows].error ~= nil
     end
+    local listener = datadir.read_listener(ctx.data_dir)
     if ctx.options.json then
         for _, r in ipairs(rows) do io.stdout:write(json.encode(r), "\n") end
+        if listener then io.stdout:write(json.encode({ statsd = listener }), "\n") end
     else
         for _, r in ipairs(rows) do
             if r.error then
@@ -109,12 +143,14 @@ function M.run(ctx)
                     r.reload_error and (", last reload error: " .. r.reload_error) or ""))
             end
             if r.samples then io.stdout:write(samples_line(r.samples)) end
+            if r.metrics then io.stdout:write(metrics_line(r.metrics)) end
             if r.spool_unreadable > 0 then
                 io.stdout:write("  ", r.spool_unreadable, " spooled file(s) cannot be read; "
                     .. "the daemon sets them aside\n")
             end
             if r.state_error then io.stdout:write("  state file ", r.state_error, "\n") end
         end
+        io.stdout:write(listener_line(listener) or "")
     end
     return bad and 1 or 0
 end

@@ -234,11 +234,14 @@ local function list_of(v, check, n)
     return true
 end
 
+local function finite(x)
+    return type(x) == "number" and x == x and math.abs(x) < math.huge
+end
+
 -- A sampler's window (daemon/samplers.lua): times, values, what was dropped, the slot of
 -- its last sample, process.cpu's previous reading, the error last said.
 local function window(w)
     if type(w) ~= "table" or not list_of(w.t or {}, time) then return false end
-    local finite = function(x) return type(x) == "number" and x == x and math.abs(x) < math.huge end
     return list_of(w.v or {}, finite, #(w.t or {})) and (w.dropped == nil or count(w.dropped))
         and (w.slot == nil or math.type(w.slot) == "integer")
         and (w.prev == nil or reading(w.prev))
@@ -254,6 +257,24 @@ local function map_of(v, check)
     return true
 end
 
+-- A metric's aggregate as statsd.so gives it (the rest is checked when it is merged).
+local kinds = { counter = true, gauge = true, histogram = true, set = true }
+local function aggregate(a)
+    return type(a) == "table" and kinds[a.kind] and count(a.lines)
+        and (a.value == nil or finite(a.value))
+        and (a.kind ~= "histogram" or (list_of(a.values, finite)
+            and list_of(a.counts, count, #a.values)))
+        and (a.hll == nil or type(a.hll) == "string")
+end
+
+-- The metrics' window (daemon/statsd.lua): segments { from, aggs } and the gauges' values.
+local function metrics_window(m)
+    return type(m) == "table" and map_of(m.gauges or {}, finite)
+        and list_of(m.segments, function(seg)
+            return type(seg) == "table" and time(seg.from) and map_of(seg.aggs, aggregate)
+        end) and #m.segments >= 1
+end
+
 local state_fields = {
     last_sent = time, next_due = time, last_built = time,
     last_result = function(v) return type(v) == "string" end,
@@ -263,6 +284,10 @@ local state_fields = {
     samples = function(v) return map_of(v, window) end,
     -- the build time of each report spooled, by its key: its window ends when delivered
     cuts = function(v) return map_of(v, time) end,
+    metrics = metrics_window,
+    -- ctx.increase's values at the last report delivered, and those of each spooled
+    marks = function(v) return map_of(v, finite) end,
+    marks_due = function(v) return map_of(v, function(m) return map_of(m, finite) end) end,
 }
 
 -- valid_state(text) -> the state it holds, or nil, reason. Fields of other versions are
@@ -285,6 +310,23 @@ function M.valid_state(text)
         end
     end
     return state
+end
+
+-- The StatsD listener's counts (daemon/statsd.lua), for status: where it listens, lines
+-- counted, malformed, undeclared, datagrams the kernel dropped, since when.
+local LISTENER = "statsd.json"
+
+function M.write_listener(dir, counts)
+    local ok, err = core.write_atomic(dir .. "/" .. LISTENER, json.encode(counts) .. "\n", PUBLIC)
+    if not ok then log.warn({ msg = "cannot save the StatsD counts", error = err }) end
+    return ok
+end
+
+-- read_listener(dir) -> what write_listener wrote, or nil.
+function M.read_listener(dir)
+    local text = core.readfile(dir .. "/" .. LISTENER)
+    local v = text and json.decode(text)
+    return type(v) == "table" and v or nil
 end
 
 -- read_state(dir, name) -> the persisted schedule state of a product ({ last_sent,

@@ -10,6 +10,7 @@ local log = require("phonehome.base.log")
 local reload = require("phonehome.daemon.reload")
 local runner = require("phonehome.daemon.runner")
 local samplers = require("phonehome.daemon.samplers")
+local statsd = require("phonehome.daemon.statsd")
 local sandbox = require("phonehome.sandbox")
 local watch = require("phonehome.daemon.watch")
 
@@ -25,7 +26,10 @@ local function load_products(ctx, scale)
     local D = { ctx = ctx, data_dir = ctx.data_dir, flags = ctx.flags, scale = scale,
                 pid = ctx.pid, pidfile = ctx.options.pidfile, endpoint = ctx.options.endpoint,
                 dry_run = ctx.options["dry-run"] == true, once = ctx.options.once == true,
-                session_id = core.uuid(), products = {}, stopping = false }
+                session_id = core.uuid(), products = {}, stopping = false,
+                statsd_unix = ctx.options["statsd-unix"] }
+    D.statsd_udp = ctx.options.statsd or statsd.DEFAULT_UDP
+    if D.statsd_udp == "off" then D.statsd_udp = nil end
     function D.sched_opts(p)
         return { start = start, now = core.time(), state = p.state,
                  settings = runner.settings_now(p), scale = scale, random = math.random }
@@ -56,6 +60,8 @@ local function handle_signals(D)
         D.stopping = true
         log.info({ msg = "stopping", signal = signal })
         samplers.stop(D)
+        -- what arrived until now is kept with the states saved below
+        statsd.stop(D)
         async.drain(M.GRACE, function() return next(async.in_flight) == nil end, function()
             for req in pairs(async.in_flight) do req:cancel() end
             for _, p in ipairs(D.products) do
@@ -126,7 +132,10 @@ function M.run(ctx)
         end)
     end
     for _, p in ipairs(D.products) do runner.start(D, p) end
-    if not D.once then samplers.rearm(D) end
+    if not D.once then
+        samplers.rearm(D)
+        statsd.configure(D)
+    end
     local code = 0
     if D.once then
         code = run_once(D, stop)

@@ -6,6 +6,7 @@ local async = require("phonehome.base.async")
 local log = require("phonehome.base.log")
 local runner = require("phonehome.daemon.runner")
 local samplers = require("phonehome.daemon.samplers")
+local statsd = require("phonehome.daemon.statsd")
 local sandbox = require("phonehome.sandbox")
 
 local M = {}
@@ -104,8 +105,9 @@ function M.rescan(D, names)
             wanted = D.rescan_next
             D.rescan_next = nil
         until wanted == nil
-        -- samplers added, changed or gone
+        -- samplers and metrics added, changed or gone
         samplers.rearm(D)
+        statsd.configure(D)
         D.rescanning = false
     end)
 end

@@ -40,6 +40,7 @@ local schedule = require("phonehome.definition.schedule")
 local send = require("phonehome.daemon.send")
 local settings = require("phonehome.definition.settings")
 local spool = require("phonehome.daemon.spool")
+local statsd = require("phonehome.daemon.statsd")
 local timefmt = require("phonehome.timefmt")
 
 local M = {}
@@ -109,9 +110,18 @@ local function trace(err)
     return { msg = msg, trace = debug.traceback(msg, 2) }
 end
 
--- The samples a report was built from (those taken before its build started) leave the
--- window when it is delivered (cut); either way its entry is forgotten.
+-- A report leaves the window it was built from when it is delivered (cut): the samples
+-- taken and the metrics' segments begun before its build started; the values it gave
+-- ctx.increase become those the next report counts from. Either way its entry goes.
 local function close_window(p, key, cut)
+    local marks = p.state.marks_due and p.state.marks_due[key]
+    if marks then
+        p.state.marks_due[key] = nil
+        if cut then
+            p.state.marks = p.state.marks or {}
+            for name, v in pairs(marks) do p.state.marks[name] = v end
+        end
+    end
     local upto = p.state.cuts and p.state.cuts[key]
     if not upto then return end
     p.state.cuts[key] = nil
@@ -123,6 +133,7 @@ local function close_window(p, key, cut)
         end
         w.t, w.v, w.dropped = keep_t, keep_v, 0
     end
+    statsd.close_window(p, upto)
 end
 
 local function flush(D, p)
@@ -184,6 +195,7 @@ local function build_opts(D, p, target, dry)
         instance_id = dry and core.uuid() or datadir.instance_id(D.data_dir, p.def),
         last_sent = p.state.last_sent, previous = json.without_nulls(p.previous) or nil,
         previous_process = p.state.process, samples = p.state.samples,
+        metrics = statsd.window(p), marks = p.state.marks,
     }
 end
 
@@ -259,6 +271,9 @@ local function report(D, p)
     end
     p.building = true
     local built_from = core.time()
+    -- what the product told until now is in this report; what it tells from now on, in
+    -- the next
+    statsd.cut(D, p, built_from)
     local built, body, problems, info = pcall(M.build, D, p, false, function(target,
                                                                         product_settings)
         local sending, why = decide(D, p, target, product_settings)
@@ -307,9 +322,13 @@ local function report(D, p)
         log.info({ product = p.name, msg = "sending report", report = body })
     end
     local key = core.uuid()
-    if next(p.def.samplers) then
+    if next(p.def.samplers) or next(p.def.metrics) then
         p.state.cuts = p.state.cuts or {}
         p.state.cuts[key] = built_from
+    end
+    if info and info.marks and next(info.marks) then
+        p.state.marks_due = p.state.marks_due or {}
+        p.state.marks_due[key] = info.marks
     end
     p.spool:push(key, body)
     local wait = D.once and 0 or schedule.seconds(p.def.schedule.send_delay, M.settings_now(p),

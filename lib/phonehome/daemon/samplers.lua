@@ -8,12 +8,20 @@ local async = require("phonehome.base.async")
 local core = require("phonehome.core")
 local log = require("phonehome.base.log")
 local runner = require("phonehome.daemon.runner")
+local statsd = require("phonehome.daemon.statsd")
 
 local M = {}
 
--- A reading of probe for product p, or nil (and why, when it failed). w is the sampler's
--- window, which keeps process.cpu's previous reading.
-local function read(D, p, probe, w, now)
+-- A reading of sampler s for product p, or nil (and why, when it failed). w is the
+-- sampler's window, which keeps process.cpu's previous reading.
+local function read(D, p, s, w, now)
+    if s.metric then
+        -- the gauge as of now: lines waiting in the listener first
+        if D.statsd_timer then statsd.drain(D) end
+        local m = p.state.metrics
+        return m and m.gauges[s.metric]
+    end
+    local probe = s.probe
     if probe == "system.memory_available" then return core.memory_available() end
     local target = runner.target(D, p)
     if not (target and target.pid) then
@@ -53,7 +61,7 @@ local function tick(D)
             p.state.samples[s.name] = w
             if p.sending and not p.stopped and slot ~= w.slot then
                 w.slot = slot
-                local v, err = read(D, p, s.probe, w, now)
+                local v, err = read(D, p, s, w, now)
                 if v then
                     w.t[#w.t + 1], w.v[#w.v + 1] = now, v
                     if #w.v > s.max then

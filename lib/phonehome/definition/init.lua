@@ -8,6 +8,7 @@ local environment = require("phonehome.definition.environment")
 local identity = require("phonehome.definition.identity")
 local optout = require("phonehome.definition.optout")
 local process = require("phonehome.definition.process")
+local metrics = require("phonehome.definition.metrics")
 local samplers = require("phonehome.definition.samplers")
 local schedule = require("phonehome.definition.schedule")
 local schema = require("phonehome.definition.schema")
@@ -21,6 +22,7 @@ local top_keys = {
     format = true, canonical = true, schedule = true, optout = true, disclosure = true,
     settings = true, fields = true, identity = true, delivery = true, last_report = true,
     environment = true, sources = true, process = true, samplers = true,
+    metrics = true,
 }
 
 -- The keys of the top level, as one section.
@@ -82,6 +84,7 @@ function M.check(def, problem)
     sources.check_uses(def, problem)
     settings.check_fields(def, problem)
     schedule.check(def, problem)
+    metrics.check(def, problem)
     samplers.check(def, problem)
     optout.check(def, problem)
     delivery.check(def, problem)
@@ -110,7 +113,7 @@ function M.describe(def)
                                       sources = sources.used_by(def.identity) },
         delivery = def.delivery, last_report = def.last_report, environment = def.environment,
         fields = fields(def.fields), sources = sources.describe(def), process = def.process,
-        samplers = def.samplers,
+        samplers = def.samplers, metrics = def.metrics,
     }
 end
 

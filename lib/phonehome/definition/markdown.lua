@@ -2,6 +2,7 @@
 -- build and check its report, so the two cannot drift apart.
 local delivery = require("phonehome.definition.delivery")
 local duration = require("phonehome.duration")
+local metrics = require("phonehome.definition.metrics")
 local schema = require("phonehome.definition.schema")
 local json = require("phonehome.json")
 
@@ -196,8 +197,27 @@ local function samplers_section(d, out)
     out[#out + 1] = "| Sampler | Reads | Every | Kept at most | Description |"
     out[#out + 1] = "|---|---|---|---|---|"
     for _, s in ipairs(d.samplers) do
-        out[#out + 1] = string.format("| `%s` | `%s` | %s | %d | %s |", s.name, s.probe,
+        out[#out + 1] = string.format("| `%s` | %s | %s | %d | %s |", s.name,
+            s.probe and "`" .. s.probe .. "`" or "metric `" .. s.metric .. "`",
             duration.format(s.every), s.max, cell(s.description))
+    end
+end
+
+local function metrics_section(d, out)
+    if #(d.metrics or {}) == 0 then return end
+    heading(out, "Metrics (StatsD)")
+    out[#out + 1] = "What the product may tell phonehome as it happens, as StatsD lines to "
+        .. "the daemon (UDP 127.0.0.1:8125 unless `--statsd` says otherwise; "
+        .. "`name:value|type`, sample rates `|@0.5` and DogStatsD tags `|#k:v` accepted). "
+        .. "A report carries what arrived since the last one delivered; names not listed "
+        .. "here are dropped and counted."
+    out[#out + 1] = ""
+    out[#out + 1] = "| Metric | Type | Lines | A report reads | Description |"
+    out[#out + 1] = "|---|---|---|---|---|"
+    for _, m in ipairs(d.metrics) do
+        local t = metrics.TYPES[m.type]
+        out[#out + 1] = string.format("| `%s` | %s | `%s` | %s | %s |", m.name, m.type,
+            t.lines, t.reads, cell(m.description))
     end
 end
 
@@ -220,7 +240,8 @@ function M.render(d)
     field_rows(d.fields, "", out)
     for _, section in ipairs({ schedule_section, endpoint_section, optout_section,
                                disclosure_section, environment_section, settings_section,
-                               sources_section, samplers_section, process_section }) do
+                               sources_section, metrics_section, samplers_section,
+                               process_section }) do
         section(d, out)
     end
     return table.concat(out, "\n") .. "\n"

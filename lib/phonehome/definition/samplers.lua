@@ -2,6 +2,7 @@
 -- samples a report's fields read (series or summary). The declaration and its check; the
 -- daemon takes them (daemon/samplers.lua), the sandbox shows them (sandbox/samples.lua).
 local duration = require("phonehome.duration")
+local metrics = require("phonehome.definition.metrics")
 local schema = require("phonehome.definition.schema")
 
 local M = {}
@@ -18,10 +19,12 @@ M.DEFAULT_MAX = 1440   -- a day of samples taken every minute
 M.MAX_MAX = 100000
 M.MIN_EVERY = 1000     -- ms
 
-local keys = { name = true, every = true, probe = true, max = true, description = true }
+local keys = { name = true, every = true, probe = true, metric = true, max = true,
+               description = true }
 
--- check(def, problem): samplers = { { name, every, probe, description [, max] }, ... }.
--- every is normalised to milliseconds and max given its default.
+-- check(def, problem): samplers = { { name, every, probe or metric, description [, max] },
+-- ... }: a probe, or the value of a gauge the product declares in metrics (checked
+-- first). every is normalised to milliseconds and max given its default.
 function M.check(def, problem)
     if def.samplers == nil then
         def.samplers = {}
@@ -48,7 +51,14 @@ function M.check(def, problem)
             if type(s.description) ~= "string" or s.description == "" then
                 problem(where, "description must be a non-empty string")
             end
-            if not M.PROBES[s.probe] then
+            if s.metric ~= nil then
+                local m = metrics.find(def, s.metric)
+                if s.probe ~= nil then
+                    problem(where, "a sampler reads a probe or a metric, not both")
+                elseif not (m and m.type == "gauge") then
+                    problem(where, "metric must name a gauge declared in metrics")
+                end
+            elseif not M.PROBES[s.probe] then
                 local names = {}
                 for k in pairs(M.PROBES) do names[#names + 1] = k end
                 table.sort(names)

@@ -10,6 +10,7 @@ local core = require("phonehome.core")
 local definition = require("phonehome.definition")
 local env = require("phonehome.sandbox.env")
 local environment = require("phonehome.definition.environment")
+local metrics = require("phonehome.sandbox.metrics")
 local probes = require("phonehome.sandbox.probes")
 local samples = require("phonehome.sandbox.samples")
 local sources = require("phonehome.sandbox.sources")
@@ -51,9 +52,12 @@ end
 -- session_id, last_sent, previous (the product's previous report, decoded, for figures
 -- counted between reports), previous_process ({ pid, start_time, time, cpu } of the
 -- target at the previous report), samples (the window the daemon's samplers hold, see
--- sandbox/samples.lua), pid_error (why the target process is not known: every
--- use of ctx.process fails). fetched: what the host read of the sources, by name.
+-- sandbox/samples.lua), metrics (the window of StatsD metrics, see sandbox/metrics.lua),
+-- marks (ctx.increase's values at the last report delivered), pid_error (why the target
+-- process is not known: every use of ctx.process fails). fetched: what the host read of
+-- the sources, by name. Returns ctx and the values given to ctx.increase.
 local function context(def, opts, fetched, proxy_opts, warn)
+    local marks, base = {}, opts.marks or {}
     local ctx = {
         product = def.name,
         settings = sources.with_settings(def, opts.settings or {}, opts.settings_given or {},
@@ -69,6 +73,20 @@ local function context(def, opts, fetched, proxy_opts, warn)
         uuid = core.uuid,
         sources = sources.proxy(def, fetched, proxy_opts),
         samples = samples.view(def, opts.samples),
+        metrics = metrics.view(def, opts.metrics),
+        -- increase(name, value [, restarted]) -> how much a counter grew since the last
+        -- report delivered: value less the value given under name then; all of value when
+        -- there was none, when it is less (the counter started again) or when restarted
+        increase = function(name, value, restarted)
+            if type(name) ~= "string" or math.type(value) == nil or value ~= value
+                or math.abs(value) == math.huge then
+                error("increase: expected a name and a finite number", 2)
+            end
+            marks[name] = value
+            local was = base[name]
+            if restarted or type(was) ~= "number" or value < was then return value end
+            return value - was
+        end,
     }
     -- the target process is read when a field first asks for it: when it is gone, only
     -- the fields that use it fail
@@ -83,7 +101,7 @@ local function context(def, opts, fetched, proxy_opts, warn)
         rawset(t, "process", p)
         return p
     end })
-    return ctx
+    return ctx, marks
 end
 
 -- plan(source, chunkname, opts, fetched) -> what the host reads next (sources.plan),
@@ -110,7 +128,7 @@ function M.build(source, chunkname, opts, fetched)
     local def = state.def
     build.current = nil
     local warnings = {}
-    local ctx = context(def, opts, fetched or {}, {
+    local ctx, marks = context(def, opts, fetched or {}, {
         allowed = function() return build.current and build.current.sources or {} end,
         failed = function() if build.current then build.current.source_failed = true end end,
     }, function(w) warnings[#warnings + 1] = state.where("settings") .. ": " .. w end)
@@ -147,7 +165,7 @@ function M.build(source, chunkname, opts, fetched)
     end, opts.dry)
     if body then
         table.move(problems, 1, #problems, #warnings + 1, warnings)
-        return body, warnings, { times = explain, settings = used }
+        return body, warnings, { times = explain, settings = used, marks = marks }
     end
     return body, problems
 end

@@ -10,15 +10,6 @@ local function copy(list)
     return out
 end
 
--- The q-th percentile (0 to 100) of sorted values, by nearest rank; nil when empty.
-local function percentile(sorted, q)
-    if type(q) ~= "number" or q < 0 or q > 100 then
-        error("percentile: expected a number from 0 to 100, got " .. tostring(q), 2)
-    end
-    if #sorted == 0 then return nil end
-    return sorted[math.max(1, math.ceil(q / 100 * #sorted))]
-end
-
 -- view(def, held) -> ctx.samples, where held is what the daemon keeps ({ NAME = { t, v,
 -- dropped } }). NAME gives { values, times (epoch seconds), count, dropped (the oldest
 -- left out when the window was full), min, max, mean, median, mode (nil when there is no
@@ -41,9 +32,15 @@ function M.view(def, held)
             out.min, out.max, out.mean, out.median, out.mode =
                 sum.min, sum.max, sum.mean, sum.median, sum.mode
         end
-        local sorted = copy(values)
+        local sorted, ones = copy(values), {}
         table.sort(sorted)
-        out.percentile = function(q) return percentile(sorted, q) end
+        for i in ipairs(sorted) do ones[i] = 1 end
+        out.percentile = function(q)
+            if type(q) ~= "number" or q < 0 or q > 100 then
+                error("percentile: expected a number from 0 to 100, got " .. tostring(q), 2)
+            end
+            return stats.percentile(sorted, ones, q)
+        end
         cache[name] = out
         return out
     end })
