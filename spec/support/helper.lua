@@ -47,9 +47,9 @@ end
 -- datagrams (its header says its arguments).
 function M.statsd_send()
     local path, src = M.build .. "/statsd_send", "spec/support/statsd_send.c"
-    local out = M.sh("[ " .. M.quote(path) .. " -nt " .. src .. " ] || cc -O2 -Wall -o "
+    local out = M.sh("[ " .. M.quote(path) .. " -nt " .. src .. " ] || { cc -O2 -Wall -o "
         .. M.quote(path) .. ".$$ " .. src .. " && mv -f " .. M.quote(path) .. ".$$ "
-        .. M.quote(path) .. " 2>&1 && echo ok")
+        .. M.quote(path) .. "; } 2>&1 && echo ok")
     assert(out:match("ok$"), "cc: " .. out)
     return path
 end
