@@ -7,9 +7,45 @@ local iso8601 = require("phonehome.timefmt").iso8601
 
 local DAY = 24 * 3600
 
--- Counters and samples Electric takes from its own telemetry events, in memory.
-local INSIDE = "Counted in memory by Electric's own telemetry events; not readable from "
-    .. "outside the service, so null."
+-- What Electric counts in memory, a deployment pushes to phonehome as StatsD lines
+-- (Electric's telemetry can export StatsD): each usage figure from one metric, named
+-- electric.<figure>. Counters sum since the last report delivered; sets count distinct
+-- ids; histograms give summaries; gauges their last value.
+local PUSHED = {
+    { "initial_syncs", "counter", "Initial syncs served." },
+    { "operations_from_pg", "counter", "Operations received from PostgreSQL." },
+    { "operations_received_from_clients", "counter", "Operations received from clients." },
+    { "operations_sent_to_clients", "counter", "Operations sent to clients." },
+    { "subscriptions_continued", "counter", "Subscriptions resumed by clients." },
+    { "subscriptions_established", "counter", "New subscriptions." },
+    { "transactions_from_pg", "counter", "Transactions received from PostgreSQL." },
+    { "transactions_received_from_clients", "counter", "Transactions received from clients." },
+    { "transactions_sent_to_clients", "counter", "Transactions sent to clients." },
+    { "distinct_clients", "set", "Distinct clients that connected (a line per connection, "
+        .. "the value the client's id)." },
+    { "distinct_users", "set", "Distinct users that connected (a line per connection, the "
+        .. "value the user's id)." },
+    { "concurrent_clients", "gauge", "Clients connected at once (sampled every 2 s)." },
+    { "subscriptions_continued_per_client", "histogram",
+      "Subscriptions resumed per client (a value per client that resumed)." },
+    { "subscriptions_included_tables", "histogram", "Tables included per subscription." },
+    { "subscriptions_rows_per_shape", "histogram", "Rows per subscribed shape." },
+    { "wal_cache_memory", "gauge", "Bytes held by the WAL cache." },
+    { "wal_transactions", "gauge", "Transactions held by the WAL cache." },
+    { "oldest_wal_time", "gauge", "Time of the oldest transaction in the WAL cache, in "
+        .. "seconds since the epoch." },
+}
+
+local function pushed_metrics()
+    local out = {}
+    for i, m in ipairs(PUSHED) do
+        out[i] = { name = "electric." .. m[1], type = m[2], description = m[3] }
+    end
+    return out
+end
+
+local PUSHED_NOTE = "From the StatsD metric electric.%s the deployment pushes to phonehome "
+    .. "(docs electric lists them), since the last report delivered."
 
 -- Electric's process, or nil when none runs: the fields that need it are then null. They
 -- say nothing more, because a dry build (check, a reload) would warn about each of them
@@ -68,13 +104,6 @@ local function period_start(ctx)
     return p and (last_reported(ctx, p) or iso8601(p.start_time)) or "infinity"
 end
 
--- A figure only Electric itself knows.
-local function inside(name, kind, description, opts)
-    opts = opts or {}
-    opts.null = true
-    return F.value(name, kind, description .. " " .. INSIDE, function() return nil end, opts)
-end
-
 local summary_fields = {
     { name = "max", type = "number", description = "Largest sample." },
     { name = "mean", type = "number", description = "Mean of the samples." },
@@ -84,8 +113,38 @@ local summary_fields = {
       description = "Most frequent sample; null when there is none." },
 }
 
-local function inside_summary(name, description)
-    return inside(name, "object", description, { fields = summary_fields })
+-- The field of figure name, from the metric electric.<name> (PUSHED): a counter's sum, a
+-- set's distinct count, a histogram's summary (Electric's empty one when nothing came),
+-- or a gauge's value (null until the deployment sets it; opts.convert turns it into the
+-- field's kind, opts.description says it in the field's terms).
+local function pushed(name, opts)
+    local kind, description
+    for _, m in ipairs(PUSHED) do
+        if m[1] == name then kind, description = m[2], m[3] end
+    end
+    opts = opts or {}
+    description = opts.description or description
+    local note = string.format(PUSHED_NOTE, name)
+    local function metric(ctx) return ctx.metrics["electric." .. name] end
+    if kind == "counter" then
+        return F.value(name, "int", description .. " " .. note,
+                       function(ctx) return math.floor(metric(ctx).value + 0.5) end)
+    elseif kind == "set" then
+        return F.value(name, "int", description .. " " .. note,
+                       function(ctx) return metric(ctx).count end)
+    elseif kind == "histogram" then
+        return F.value(name, "object", description .. " " .. note, function(ctx)
+            local h = metric(ctx)
+            if h.count == 0 then return stats.summary({}) end
+            return { min = h.min, max = h.max, mean = h.mean, median = h.median, mode = h.mode }
+        end, { fields = summary_fields })
+    end
+    return F.value(name, opts.kind or "int", description .. " " .. note .. " Null until it "
+        .. "is set.", function(ctx)
+        local v = metric(ctx).value
+        if v == nil then return nil end
+        return opts.convert and opts.convert(v) or math.floor(v + 0.5)
+    end, { null = true, unit = opts.unit })
 end
 
 local function row(ctx, query, column)
@@ -115,7 +174,10 @@ return {
     samplers = {
         { name = "memory", probe = "process.rss", every = "2s", max = 43200,
           description = "Resident memory of the service's process." },
+        { name = "clients", metric = "electric.concurrent_clients", every = "2s", max = 43200,
+          description = "Clients connected at once, as the deployment last said." },
     },
+    metrics = pushed_metrics(),
     -- the Elixir release runs beam.smp with its node named after the release
     process = { command = "beam%.smp .*%-s?name electric[%s@]",
                 env = { "DATABASE_URL", "ELECTRIC_INSTANCE_ID", "ELECTRIC_TELEMETRY",
@@ -234,8 +296,10 @@ return {
                         function(ctx) return ctx.system.memory_total() end, { unit = "bytes" }),
             }),
             F.object("resources", "Resources the service uses.", {
-                inside("oldest_wal_time", "string",
-                       "Time of the oldest transaction in Electric's WAL cache (ISO 8601)."),
+                pushed("oldest_wal_time", {
+                    description = "Time of the oldest transaction in Electric's WAL cache "
+                        .. "(ISO 8601).",
+                    kind = "string", convert = function(v) return iso8601(v, 6) end }),
                 F.value("uptime", "int",
                         "Time since the service started; null when its process is not found.",
                         function(ctx)
@@ -253,15 +317,17 @@ return {
                             local p = electric(ctx)
                             return p and stats.summary({ p.rss })
                         end, { unit = "bytes", null = true, fields = summary_fields }),
-                inside("wal_cache_memory", "int", "Bytes held by the WAL cache.",
-                       { unit = "bytes" }),
-                inside("wal_transactions", "int", "Transactions held by the WAL cache."),
+                pushed("wal_cache_memory", { unit = "bytes" }),
+                pushed("wal_transactions"),
             }),
             F.object("usage", "What the service did.", {
-                inside_summary("concurrent_clients",
-                               "Clients connected at once, sampled every 2 s."),
-                inside("distinct_clients", "int", "Distinct clients that connected."),
-                inside("distinct_users", "int", "Distinct users that connected."),
+                F.value("concurrent_clients", "object", "Clients connected at once, sampled "
+                        .. "every 2 s from the gauge electric.concurrent_clients the deployment "
+                        .. "pushes to phonehome, since the last report delivered.",
+                        function(ctx) return stats.summary(ctx.samples.clients.values) end,
+                        { fields = summary_fields }),
+                pushed("distinct_clients"),
+                pushed("distinct_users"),
                 F.value("electrified_tables", "int",
                         "Tables Electric replicates, as of the last migration it applied "
                         .. "in this period; 0 when it applied none (as Electric reports).",
@@ -269,22 +335,18 @@ return {
                             local n = row(ctx, "electrified", "n")
                             return electric(ctx) and n  -- the period is the process's
                         end, { source = "db", null = true }),
-                inside("initial_syncs", "int", "Initial syncs served."),
-                inside("operations_from_pg", "int", "Operations received from PostgreSQL."),
-                inside("operations_received_from_clients", "int",
-                       "Operations received from clients."),
-                inside("operations_sent_to_clients", "int", "Operations sent to clients."),
-                inside("subscriptions_continued", "int", "Subscriptions resumed by clients."),
-                inside_summary("subscriptions_continued_per_client",
-                               "Subscriptions resumed per client."),
-                inside("subscriptions_established", "int", "New subscriptions."),
-                inside_summary("subscriptions_included_tables",
-                               "Tables included per subscription."),
-                inside_summary("subscriptions_rows_per_shape", "Rows per subscribed shape."),
-                inside("transactions_from_pg", "int", "Transactions received from PostgreSQL."),
-                inside("transactions_received_from_clients", "int",
-                       "Transactions received from clients."),
-                inside("transactions_sent_to_clients", "int", "Transactions sent to clients."),
+                pushed("initial_syncs"),
+                pushed("operations_from_pg"),
+                pushed("operations_received_from_clients"),
+                pushed("operations_sent_to_clients"),
+                pushed("subscriptions_continued"),
+                pushed("subscriptions_continued_per_client"),
+                pushed("subscriptions_established"),
+                pushed("subscriptions_included_tables"),
+                pushed("subscriptions_rows_per_shape"),
+                pushed("transactions_from_pg"),
+                pushed("transactions_received_from_clients"),
+                pushed("transactions_sent_to_clients"),
             }),
         }),
     },

@@ -277,26 +277,6 @@ local function count(t)
     return n
 end
 
-local function uptime_seconds(text)
-    local d, h, m, s = tostring(text):match("^(%d+)%-(%d%d):(%d%d):(%d%d)$")
-    return d and ((tonumber(d) * 24 + tonumber(h)) * 60 + tonumber(m)) * 60 + tonumber(s)
-end
-
--- The stanza totals of the previous report, unless the node restarted since (its uptime
--- went down): MongooseIM keeps them in memory, so a restarted node counts all as new.
-local function previous_totals(ctx, uptime)
-    local before, prev_uptime = {}, nil
-    for _, e in ipairs(list(ctx.previous and ctx.previous.events)) do
-        local p = list(e.params)
-        if e.name == "cluster" then prev_uptime = uptime_seconds(p.uptime) end
-        if e.name == "xmpp_stanza_count" and p.stanza_type then
-            before[p.stanza_type] = p.total
-        end
-    end
-    if prev_uptime and uptime < prev_uptime then return {} end
-    return before
-end
-
 local function enabled(names)
     local params = {}
     for _, name in ipairs(names) do params[name] = "enabled" end
@@ -385,7 +365,9 @@ local function events(ctx)
             or "unknown_config_type",
     })
     listener_events(config, add)
-    local before = previous_totals(ctx, uptime)
+    -- MongooseIM keeps its counters in memory: a node up for less time than has passed
+    -- since the last report delivered restarted since, and all it counted is new
+    local restarted = ctx.last_sent ~= nil and uptime < ctx.now - ctx.last_sent
     for _, stanza in ipairs(STANZAS) do
         local total = 0
         for _, m in ipairs(list(gql(answer, "metric", stanza))) do
@@ -393,10 +375,8 @@ local function events(ctx)
                 if kv.key == "count" then total = total + kv.value end
             end
         end
-        local prev = before[stanza]
-        if prev == nil or prev > total then prev = 0 end
         add("xmpp_stanza_count", { stanza_type = stanza, total = total,
-                                   increment = total - prev })
+                                   increment = ctx.increase(stanza, total, restarted) })
     end
     return out
 end
@@ -540,8 +520,9 @@ return {
                 .. "node_number, config_type from the file's extension), http_api, "
                 .. "transport_mechanism, one tls_option per c2s TLS mode and module, one "
                 .. "outgoing_pool per pool, and xmpp_stanza_count per counter (total since "
-                .. "the node started, increment since the previous report). Stanza counts "
-                .. "are MongooseIM 6.2's exometer counters; 6.3 and later count stanzas as "
+                .. "the node started, increment since the last report delivered, all of it "
+                .. "when the node restarted since). Stanza counts are MongooseIM 6.2's "
+                .. "exometer counters; 6.3 and later count stanzas as "
                 .. "Prometheus xmpp_element_* metrics, not read here.",
                 events, { sources = { "config", "graphql", "domains" },
                           items = { type = "object", fields = {

@@ -87,13 +87,16 @@ local function sorted_order(v, out)
     return out
 end
 
-local INSIDE = { "oldest_wal_time", "wal_cache_memory", "wal_transactions" }
-local USAGE_INSIDE = { "concurrent_clients", "distinct_clients", "distinct_users",
-    "initial_syncs", "operations_from_pg", "operations_received_from_clients",
-    "operations_sent_to_clients", "subscriptions_continued",
-    "subscriptions_continued_per_client", "subscriptions_established",
-    "subscriptions_included_tables", "subscriptions_rows_per_shape", "transactions_from_pg",
+-- What Electric counts in memory, which a deployment pushes to phonehome over StatsD:
+-- gauges (null until set), counters and sets (0 when nothing came), summaries (Electric's
+-- empty one when nothing came).
+local GAUGES = { "oldest_wal_time", "wal_cache_memory", "wal_transactions" }
+local COUNTERS = { "distinct_clients", "distinct_users", "initial_syncs", "operations_from_pg",
+    "operations_received_from_clients", "operations_sent_to_clients",
+    "subscriptions_continued", "subscriptions_established", "transactions_from_pg",
     "transactions_received_from_clients", "transactions_sent_to_clients" }
+local SUMMARIES = { "concurrent_clients", "subscriptions_continued_per_client",
+    "subscriptions_included_tables", "subscriptions_rows_per_shape" }
 
 describe("electric #integration", function()
     setup(h.lock_bundled)
@@ -155,9 +158,13 @@ describe("electric #integration", function()
         -- Electric's mean is a float, as Jason writes it
         h.has('"mean":' .. rss .. ".0,", r.out)
         assert.is_true(res.uptime >= 0 and res.uptime <= after - before + 1, res.uptime)
-        for _, k in ipairs(INSIDE) do assert.are.equal(json.null, res[k], k) end
+        for _, k in ipairs(GAUGES) do assert.are.equal(json.null, res[k], k) end
         assert.are.equal(2, data.usage.electrified_tables)
-        for _, k in ipairs(USAGE_INSIDE) do assert.are.equal(json.null, data.usage[k], k) end
+        for _, k in ipairs(COUNTERS) do assert.are.equal(0, data.usage[k], k) end
+        for _, k in ipairs(SUMMARIES) do
+            assert.are.same({ min = 0, max = 0, mean = 0, median = 0, mode = json.null },
+                            data.usage[k], k)
+        end
         -- keys as Electric's encoder writes them: data, last_reported, timestamp; max, mean,
         -- median, min, mode; every object sorted
         assert.are.same(sorted_order(out), key_order(r.out))
@@ -251,6 +258,57 @@ describe("electric #integration", function()
         assert.are.equal(0, again.data.usage.electrified_tables)
         assert.matches(UUID, again.data.environment.electric_instance_id)
         assert.are_not.equal(id, again.data.environment.electric_instance_id)
+    end)
+
+    it("takes the usage figures the deployment pushes over StatsD", function()
+        fresh_database()
+        local pid = electric({ DATABASE_URL = pg.url })
+        local data = h.tmpdir()
+        local p = h.spawn({ "run", "electric", "--scripts", "scripts", "--data-dir", data,
+                            "--pid", tostring(pid), "--endpoint", "http://127.0.0.1:9",
+                            "--statsd", "127.0.0.1:0" })
+        later(function() h.sh("kill -9 " .. p.pid .. " 2>/dev/null") end)
+        local addr = h.wait_until(function()
+            return h.slurp(p.dir .. "/err"):match("StatsD input listening[^\n]*udp=([%d.:]+)")
+        end, "the StatsD listener", 60)
+        local wal = os.time() - 30
+        local lines = { "electric.initial_syncs:1|c", "electric.initial_syncs:1|c|@0.5",
+            "electric.operations_from_pg:40|c", "electric.transactions_from_pg:2|c",
+            "electric.distinct_clients:c1|s", "electric.distinct_clients:c2|s",
+            "electric.distinct_clients:c1|s", "electric.distinct_users:u1|s",
+            "electric.subscriptions_included_tables:2|h",
+            "electric.subscriptions_included_tables:2|h",
+            "electric.subscriptions_included_tables:5|h",
+            "electric.wal_cache_memory:2520|g", "electric.wal_transactions:2|g",
+            "electric.oldest_wal_time:" .. wal .. "|g", "electric.concurrent_clients:3|g" }
+        h.sh("printf '%s\\n' " .. table.concat((function()
+            local q = {}
+            for i, l in ipairs(lines) do q[i] = h.quote(l) end
+            return q
+        end)(), " ") .. " | " .. h.statsd_send() .. " " .. addr)
+        -- the gauge of connected clients is sampled every 2 s
+        h.wait_until(function()
+            local st = h.state(data, "electric")
+            return st.samples and st.samples.clients and #st.samples.clients.v > 0
+        end, "a sample of the connected clients", 60)
+        h.sh("kill -TERM " .. p.pid)
+        assert.are.equal(0, h.exit_code(p, 60))
+        local ep = h.endpoint("201")
+        later(ep.stop)
+        assert.are.equal(0, run_once(pid, data, ep.url).code)
+        local out = json.decode(ep.requests()[1].body).data
+        local u = out.usage
+        assert.are.same({ 3, 40, 2, 2, 1 }, { u.initial_syncs, u.operations_from_pg,
+                                             u.transactions_from_pg, u.distinct_clients,
+                                             u.distinct_users })
+        assert.are.equal(0, u.operations_sent_to_clients)
+        assert.are.same({ min = 2, max = 5, mean = 3, median = 2, mode = 2 },
+                        u.subscriptions_included_tables)
+        assert.are.same({ min = 3, max = 3, mean = 3, median = 3, mode = 3 },
+                        u.concurrent_clients)
+        assert.are.same({ 2520, 2, os.date("!%Y-%m-%dT%H:%M:%S.000000Z", wal) },
+                        { out.resources.wal_cache_memory, out.resources.wal_transactions,
+                          out.resources.oldest_wal_time })
     end)
 
     it("summarises the memory it sampled every 2 s since the last report", function()
@@ -382,8 +440,9 @@ describe("electric #integration", function()
         h.has("| `database_url` | string |", r.out)
         h.has("| `electric_version` | string |", r.out)
         h.has("used by: `data.environment.pg_version`, `data.usage.electrified_tables`", r.out)
-        -- what only Electric knows says so
-        h.has("| `data.usage.initial_syncs` | int or null | Initial syncs served. Counted in "
-            .. "memory by Electric's own telemetry events; not readable from outside", r.out)
+        -- what Electric counts in memory says which StatsD metric it comes from
+        h.has("| `data.usage.initial_syncs` | int | Initial syncs served. From the StatsD "
+            .. "metric electric.initial_syncs the deployment pushes", r.out)
+        h.has("| `electric.distinct_users` | set | `s` |", r.out)
     end)
 end)

@@ -162,34 +162,32 @@ describe("mongooseim #integration", function()
         end
     end)
 
-    it("counts the stanzas since the previous report, and all of them after the node "
-       .. "restarted", function()
+    it("counts the stanzas since the last report delivered, and all of them after the "
+       .. "node restarted", function()
         local api = graphql_api()
         finally(api.stop)
         local path = config(api, nil, no_cluster_db)
         local dd = h.tmpdir()
         h.sh("mkdir -p " .. dd .. "/mongooseim")
-        local function previous(uptime, totals)
-            local evs = { { name = "cluster", params = { uptime = uptime } } }
-            for s, n in pairs(totals) do
-                evs[#evs + 1] = { name = "xmpp_stanza_count",
-                                  params = { stanza_type = s, total = n, increment = 0 } }
-            end
-            h.write(dd .. "/mongooseim/system_metrics_report.json",
-                    json.encode({ client_id = "x", events = evs }))
+        -- what the daemon keeps of the last report delivered: when, and the totals it had
+        local function delivered(ago, totals)
+            h.write(dd .. "/mongooseim/state.json",
+                    json.encode({ last_sent = os.time() - ago, marks = totals }))
         end
-        -- an hour earlier on the same node; a counter above today's (never in one node's
-        -- life) counts from zero
-        previous("0001-01:03:04", { xmppMessageSent = 10, xmppIqSent = 9,
-                                    xmppPresenceReceived = 20 })
+        local uptime = json.decode(h.slurp("spec/fixtures/mongooseim/api/graphql")).data.stat
+            .globalStats.uptimeSeconds
+        -- an hour ago on the same node; a counter above today's (never in one node's life)
+        -- counts from zero
+        delivered(3600, { xmppMessageSent = 10, xmppIqSent = 9, xmppPresenceReceived = 20 })
         local r = show(path, nil, dd)
         assert.are.equal(0, r.code, r.err)
         assert.are.same(expected({ xmppMessageSent = 2, xmppMessageReceived = 10,
                                    xmppIqSent = 0, xmppIqReceived = 3, xmppPresenceSent = 2,
                                    xmppPresenceReceived = 8 }), json.decode(r.out).events)
         assert.are.equal("", r.err)
-        -- the node was up longer then: it restarted, every counter starts again
-        previous("0002-00:00:00", { xmppMessageSent = 10, xmppIqSent = 9 })
+        -- delivered longer ago than the node has been up: it restarted, every counter
+        -- starts again
+        delivered(uptime + 60, { xmppMessageSent = 10, xmppIqSent = 9 })
         r = show(path, nil, dd)
         assert.are.same(expected(), json.decode(r.out).events)
     end)
