@@ -129,7 +129,8 @@ run: all
 	    "settings: $(RUN_DIR)/products/products.conf)"; \
 	echo "daemon: reading them, a day in 30 s (log: $(RUN_DIR)/daemon.log); the reports:"; \
 	$(BIN) run --endpoint http://127.0.0.1:$$port --time-scale 2880 --data-dir $(RUN_DIR)/data \
-	    --config $(RUN_DIR)/products/products.conf >$(RUN_DIR)/daemon.log 2>&1 & rpid=$$!; \
+	    --config $(RUN_DIR)/products/products.conf --statsd off \
+	    --statsd-unix $(RUN_DIR)/products/statsd.sock >$(RUN_DIR)/daemon.log 2>&1 & rpid=$$!; \
 	wait $$rpid; kill -TERM $$cpid $$ppid 2>/dev/null; wait $$cpid $$ppid; true
 
 spec: all

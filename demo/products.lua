@@ -145,8 +145,10 @@ end
 
 -- Electric: its tables in pg with the cluster id, and its process with DATABASE_URL and
 -- the variables its release's start script sets; each step it applies a migration with
--- one more table. Without PostgreSQL, nothing.
-function M.electric(_, pg)
+-- one more table and, as a deployment that exports its telemetry over StatsD, tells the
+-- daemon's socket (dir/statsd.sock, once it is there) of syncs, clients and
+-- subscriptions. Without PostgreSQL, nothing.
+function M.electric(dir, pg)
     if not pg then return nil end
     pg.psql(h.slurp("spec/fixtures/electric/schema.sql")
         .. "INSERT INTO electric.transaction_marker (id, content) VALUES ('cluster_id', "
@@ -159,6 +161,20 @@ function M.electric(_, pg)
         local tables = {}
         for i = 1, step + 2 do tables[i] = "public.table" .. i end
         electric.migrate(pg, string.format("2025%010d", step), tables)
+        local sock = dir .. "/statsd.sock"
+        if not core.exists(sock) then return end
+        local lines = { "electric.initial_syncs:" .. step .. "|c",
+                        "electric.operations_from_pg:" .. 10 * step .. "|c",
+                        "electric.transactions_from_pg:" .. step .. "|c",
+                        "electric.concurrent_clients:" .. step % 4 + 1 .. "|g",
+                        "electric.subscriptions_included_tables:" .. step % 3 + 1 .. "|h",
+                        "electric.distinct_users:user" .. step % 3 .. "|s" }
+        for i = 1, step % 4 + 1 do
+            lines[#lines + 1] = "electric.distinct_clients:client" .. i .. "|s"
+        end
+        for i, l in ipairs(lines) do lines[i] = h.quote(l) end
+        h.sh("printf '%s\\n' " .. table.concat(lines, " ") .. " | " .. h.statsd_send()
+            .. " unix:" .. h.quote(sock) .. " >/dev/null 2>&1 || true")
     end
     p.stop = kill(pid)
     return p

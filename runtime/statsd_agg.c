@@ -387,6 +387,15 @@ void sd_feed(sd_table *t, const char *data, size_t len)
 
 /* ---- Lua's view of an aggregate ---- */
 
+/* A whole number as an integer (StatsD's "3" reads back as 3, not 3.0), else a float. */
+static void sd_pushnum(lua_State *L, double v)
+{
+    if (v == floor(v) && fabs(v) < 9007199254740992.0)
+        lua_pushinteger(L, (lua_Integer)v);
+    else
+        lua_pushnumber(L, v);
+}
+
 void sd_push(lua_State *L, const sd_metric *m)
 {
     size_t i, n = 0;
@@ -399,23 +408,23 @@ void sd_push(lua_State *L, const sd_metric *m)
     lua_setfield(L, -2, "lines");
     switch (m->kind) {
     case SD_COUNTER:
-        lua_pushnumber(L, m->value);
+        sd_pushnum(L, m->value);
         lua_setfield(L, -2, "value");
         break;
     case SD_GAUGE:
         if (m->has_value) {
-            lua_pushnumber(L, m->value);
+            sd_pushnum(L, m->value);
             lua_setfield(L, -2, "value");
         }
         break;
     case SD_HISTOGRAM:
         lua_pushinteger(L, (lua_Integer)m->hist.count);
         lua_setfield(L, -2, "count");
-        lua_pushnumber(L, m->hist.sum);
+        sd_pushnum(L, m->hist.sum);
         lua_setfield(L, -2, "sum");
-        lua_pushnumber(L, m->hist.min);
+        sd_pushnum(L, m->hist.min);
         lua_setfield(L, -2, "min");
-        lua_pushnumber(L, m->hist.max);
+        sd_pushnum(L, m->hist.max);
         lua_setfield(L, -2, "max");
         lua_pushboolean(L, m->hist.bucketed);
         lua_setfield(L, -2, "bucketed");
@@ -425,7 +434,7 @@ void sd_push(lua_State *L, const sd_metric *m)
             if (m->hist.cnt[i] == 0)
                 continue;
             n++;
-            lua_pushnumber(L, m->hist.val[i]);
+            sd_pushnum(L, m->hist.val[i]);
             lua_rawseti(L, -3, (lua_Integer)n);
             lua_pushinteger(L, (lua_Integer)m->hist.cnt[i]);
             lua_rawseti(L, -2, (lua_Integer)n);
