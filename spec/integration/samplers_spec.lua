@@ -146,4 +146,48 @@ describe("samplers #integration", function()
         h.wait_until(function() return #times() > seen end, "a sample after the reload")
         assert.are.equal(first, times()[1])
     end)
+
+    it("samples a source through the script's function; a failing one is said once, "
+       .. "at its line", function()
+        local dir, data, file = h.tmpdir(), h.tmpdir(), h.tmpdir() .. "/queue"
+        h.write(file, "7\n")
+        h.write(dir .. "/q.lua", string.format([[
+return {
+    name = "q", description = "a product whose queue length is sampled",
+    endpoint = "http://127.0.0.1:9/report",
+    schedule = { first = "24h", interval = "24h" },
+    optout = { default = "on" }, disclosure = { on = "on", off = "off" },
+    sources = { { name = "queue", kind = "file", path = %q, description = "its length" } },
+    samplers = { { name = "len", source = "queue", every = "1m", description = "length",
+                   value = function(ctx)
+                       local n = tonumber(ctx.sources.queue)
+                       if not n then error("not a number: " .. ctx.sources.queue, 0) end
+                       return n
+                   end } },
+    fields = { { name = "len", type = "array", items = "number", description = "d",
+                 value = function(ctx) return ctx.samples.len.values end } },
+}
+]], file))
+        local p = h.spawn({ "run", "--scripts", dir, "--data-dir", data, "--time-scale", "600" })
+        later(function() h.sh("kill -9 " .. p.pid .. " 2>/dev/null") end)
+        local function values() return ((h.state(data, "q").samples or {}).len or {}).v or {} end
+        h.wait_until(function() return #values() >= 2 end, "two samples", 60)
+        h.write(file, "nine\n")
+        h.wait_until(function() return h.slurp(p.dir .. "/err"):match("sample not taken") end,
+                     "the failure said", 60)
+        h.write(file, "9\n")
+        h.wait_until(function() return values()[#values()] == 9 end, "a sample of 9", 60)
+        h.sh("kill -TERM " .. p.pid)
+        assert.are.equal(0, h.exit_code(p, 60))
+        local seen = {}
+        for _, v in ipairs(values()) do seen[v] = true end
+        assert.are.same({ [7] = true, [9] = true }, seen)
+        local log = h.slurp(p.dir .. "/err")
+        assert.are.equal(1, h.count(log, "sample not taken"))
+        h.has('msg="sample not taken" error="' .. dir .. '/q.lua:7: not a number: nine" '
+              .. 'sampler=len', log)
+        -- show carries the window
+        local r = h.run({ "show", "q", "--scripts", dir, "--data-dir", data })
+        assert.are.same(values(), json.decode(r.out).len)
+    end)
 end)

@@ -187,7 +187,8 @@ function M.flush(D, p)
     end
 end
 
--- The options of a build, or of a read of the sources before one (see sandbox.build).
+-- The options of a build, or of a read of the sources before one (see sandbox.build), or
+-- of a sample of a source.
 local function build_opts(D, p, target, dry)
     return {
         settings = p.settings, settings_given = given(D, p.name), dry = dry,
@@ -197,6 +198,11 @@ local function build_opts(D, p, target, dry)
         previous_process = p.state.process, samples = p.state.samples,
         metrics = statsd.window(p), marks = p.state.marks,
     }
+end
+
+-- sample_opts(D, p) -> the options of a sampler's call (sandbox Product:sample).
+function M.sample_opts(D, p)
+    return build_opts(D, p, M.target(D, p) or {}, false)
 end
 
 -- build(D, p [, dry [, decide]]) -> json, warnings | nil, errors | false, and what was

@@ -49,6 +49,43 @@ local function period(D, s)
     return math.max(M.MIN_PERIOD, s.every / 1000 / D.scale)
 end
 
+-- Adds reading v (or the failure err) to sampler s's window w; whether the state changed.
+local function record(p, s, w, v, err, now)
+    local took = false
+    if v then
+        w.t[#w.t + 1], w.v[#w.v + 1] = now, v
+        if #w.v > s.max then
+            table.remove(w.t, 1)
+            table.remove(w.v, 1)
+            w.dropped = (w.dropped or 0) + 1
+        end
+        took = true
+    elseif err and err ~= w.error then
+        -- said once until it changes: a product down for a day is one line
+        log.warn({ product = p.name, msg = "sample not taken", sampler = s.name, error = err })
+        took = true
+    end
+    -- process.cpu's first reading is kept for the next one
+    took = took or (s.probe == "process.cpu" and v == nil and err == nil)
+    w.error = v == nil and err or nil
+    return took
+end
+
+-- A sample of a source: its script's value function on what the source reads, in a
+-- coroutine of its own (one at a time per sampler), saved when it is in.
+local function sample_source(D, p, s, w, now)
+    p.sampling = p.sampling or {}
+    if p.sampling[s.name] then return end
+    p.sampling[s.name] = true
+    async.spawn(function()
+        local ok, v, err = pcall(p.product.sample, p.product, s.name, runner.sample_opts(D, p))
+        p.sampling[s.name] = nil
+        if not ok then v, err = nil, tostring(v) end
+        if D.stopping or p.stopped then return end
+        if record(p, s, w, v, err, now) then runner.save(D, p) end
+    end)
+end
+
 -- Takes the samples that are due: a sampler is due once in each period of the clock.
 local function tick(D)
     local now = core.time()
@@ -61,24 +98,12 @@ local function tick(D)
             p.state.samples[s.name] = w
             if p.sending and not p.stopped and slot ~= w.slot then
                 w.slot = slot
-                local v, err = read(D, p, s, w, now)
-                if v then
-                    w.t[#w.t + 1], w.v[#w.v + 1] = now, v
-                    if #w.v > s.max then
-                        table.remove(w.t, 1)
-                        table.remove(w.v, 1)
-                        w.dropped = (w.dropped or 0) + 1
-                    end
-                    took = true
-                elseif err and err ~= w.error then
-                    -- said once until it changes: a product down for a day is one line
-                    log.warn({ product = p.name, msg = "sample not taken", sampler = s.name,
-                               error = err })
-                    took = true
+                if s.source then
+                    sample_source(D, p, s, w, now)
+                else
+                    local v, err = read(D, p, s, w, now)
+                    took = record(p, s, w, v, err, now) or took
                 end
-                -- process.cpu's first reading is kept for the next one
-                took = took or (s.probe == "process.cpu" and v == nil and err == nil)
-                w.error = v == nil and err or nil
             end
         end
         if took then runner.save(D, p) end

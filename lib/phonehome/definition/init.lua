@@ -113,7 +113,7 @@ function M.describe(def)
                                       sources = sources.used_by(def.identity) },
         delivery = def.delivery, last_report = def.last_report, environment = def.environment,
         fields = fields(def.fields), sources = sources.describe(def), process = def.process,
-        samplers = def.samplers, metrics = def.metrics,
+        samplers = samplers.describe(def.samplers), metrics = def.metrics,
     }
 end
 

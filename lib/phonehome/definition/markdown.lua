@@ -198,7 +198,8 @@ local function samplers_section(d, out)
     out[#out + 1] = "|---|---|---|---|---|"
     for _, s in ipairs(d.samplers) do
         out[#out + 1] = string.format("| `%s` | %s | %s | %d | %s |", s.name,
-            s.probe and "`" .. s.probe .. "`" or "metric `" .. s.metric .. "`",
+            s.probe and "`" .. s.probe .. "`" or s.metric and "metric `" .. s.metric .. "`"
+                or "source `" .. s.source .. "`",
             duration.format(s.every), s.max, cell(s.description))
     end
 end

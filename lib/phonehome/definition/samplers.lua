@@ -19,12 +19,14 @@ M.DEFAULT_MAX = 1440   -- a day of samples taken every minute
 M.MAX_MAX = 100000
 M.MIN_EVERY = 1000     -- ms
 
-local keys = { name = true, every = true, probe = true, metric = true, max = true,
-               description = true }
+local keys = { name = true, every = true, probe = true, metric = true, source = true,
+               value = true, max = true, description = true }
 
--- check(def, problem): samplers = { { name, every, probe or metric, description [, max] },
--- ... }: a probe, or the value of a gauge the product declares in metrics (checked
--- first). every is normalised to milliseconds and max given its default.
+-- check(def, problem): samplers = { { name, every, probe or metric or source and value,
+-- description [, max] }, ... }: a probe; the value of a gauge the product declares in
+-- metrics (checked first); or value(ctx), a number from what source (one of the
+-- product's sources, checked first) reads. every is normalised to milliseconds and max
+-- given its default.
 function M.check(def, problem)
     if def.samplers == nil then
         def.samplers = {}
@@ -51,18 +53,30 @@ function M.check(def, problem)
             if type(s.description) ~= "string" or s.description == "" then
                 problem(where, "description must be a non-empty string")
             end
-            if s.metric ~= nil then
+            local reads = (s.probe ~= nil and 1 or 0) + (s.metric ~= nil and 1 or 0)
+                + (s.source ~= nil and 1 or 0)
+            if reads > 1 then
+                problem(where, "a sampler reads one of a probe, a metric or a source")
+            elseif s.metric ~= nil then
                 local m = metrics.find(def, s.metric)
-                if s.probe ~= nil then
-                    problem(where, "a sampler reads a probe or a metric, not both")
-                elseif not (m and m.type == "gauge") then
+                if not (m and m.type == "gauge") then
                     problem(where, "metric must name a gauge declared in metrics")
+                end
+            elseif s.source ~= nil then
+                if not (def.sources_by_name or {})[s.source] then
+                    problem(where, "source must name one of the product's sources")
+                end
+                if type(s.value) ~= "function" then
+                    problem(where, "value must be a function(ctx) giving a number")
                 end
             elseif not M.PROBES[s.probe] then
                 local names = {}
                 for k in pairs(M.PROBES) do names[#names + 1] = k end
                 table.sort(names)
                 problem(where, "probe must be one of " .. table.concat(names, ", "))
+            end
+            if s.value ~= nil and s.source == nil then
+                problem(where, "value goes with source")
             end
             local ms, err = duration.parse(s.every, true, where .. ".every")
             if not ms then
@@ -79,6 +93,16 @@ function M.check(def, problem)
             end
         end
     end
+end
+
+-- describe(samplers) -> the declarations as plain data (no value function).
+function M.describe(samplers)
+    local out = {}
+    for i, s in ipairs(samplers or {}) do
+        out[i] = { name = s.name, probe = s.probe, metric = s.metric, source = s.source,
+                   every = s.every, max = s.max, description = s.description }
+    end
+    return out
 end
 
 return M

@@ -170,6 +170,29 @@ function M.build(source, chunkname, opts, fetched)
     return body, problems
 end
 
+-- sample(source, chunkname, opts, fetched, name) -> the reading of sampler name: its
+-- value function on what was read of its source (a finite number, or nil for none this
+-- time); an error names the sampler's file:line.
+function M.sample(source, chunkname, opts, fetched, name)
+    M.load(source, chunkname)
+    local def, sampler = state.def, nil
+    for _, s in ipairs(def.samplers) do
+        if s.name == name and s.source then sampler = s end
+    end
+    if not sampler then error("no sampler '" .. tostring(name) .. "' reads a source", 0) end
+    local ctx = context(def, opts, fetched or {}, {
+        allowed = function() return build.allowed(sampler) end,
+    }, function() end)
+    local at = state.where("samplers." .. name)
+    local ok, v = pcall(sampler.value, ctx)
+    if not ok then error(at .. ": " .. tostring(v), 0) end
+    if v ~= nil and (math.type(v) == nil or v ~= v or math.abs(v) == math.huge) then
+        error(at .. ": value must give a finite number or nil, got "
+            .. (type(v) == "number" and tostring(v) or "a " .. type(v)), 0)
+    end
+    return v
+end
+
 -- current() -> the path and "file:line" of the field whose computation was
 -- interrupted, if any.
 function M.current()

@@ -169,6 +169,37 @@ function Product:build(opts, hooks)
     return out, problems, info
 end
 
+-- sample(name, opts) -> the reading of a sampler of a source (a number, or nil for none
+-- this time), or nil, message: its source read alone (a source whose options wait for
+-- another cannot be sampled), then its value function.
+function Product:sample(name, opts)
+    local sampler
+    for _, s in ipairs(self.def.samplers) do
+        if s.name == name and s.source then sampler = s end
+    end
+    if not sampler then return nil, "no sampler '" .. tostring(name) .. "' reads a source" end
+    local ok, plan, field, at = call(self.sandbox, "plan", self.source, "@" .. self.path,
+                                     opts, {})
+    if not ok then return nil, self:failure(plan, field, at)[1] end
+    local fetched = {}
+    if plan.failed[sampler.source] then
+        return nil, "source '" .. sampler.source .. "' failed: " .. plan.failed[sampler.source]
+    end
+    for _, spec in ipairs(plan.fetch) do
+        if spec.name == sampler.source then
+            fetched = (opts.read or sources.read_all)({ spec }, defsources.BUDGET / 1000)
+        end
+    end
+    if fetched[sampler.source] == nil then
+        return nil, "source '" .. sampler.source .. "' waits for another source"
+    end
+    local v
+    ok, v, field, at = call(self.sandbox, "sample", self.source, "@" .. self.path, opts,
+                            fetched, name)
+    if not ok then return nil, self:failure(v, field, at)[1] end
+    return v
+end
+
 -- Nothing to free: the product's calls left with their processes.
 function Product.close() end
 

@@ -71,7 +71,7 @@ describe("phonehome.definition.metrics", function()
         local text = table.concat(out, "\n")
         assert.matches("samplers.a: metric must name a gauge declared in metrics", text, 1, true)
         assert.matches("samplers.b: metric must name a gauge declared in metrics", text, 1, true)
-        assert.matches("samplers.c: a sampler reads a probe or a metric, not both", text, 1,
-                       true)
+        assert.matches("samplers.c: a sampler reads one of a probe, a metric or a source",
+                       text, 1, true)
     end)
 end)

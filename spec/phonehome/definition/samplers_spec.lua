@@ -47,4 +47,31 @@ describe("phonehome.definition.samplers", function()
         assert.matches("samplers.7: a sampler must be a table", text, 1, true)
         assert.are.same({ "samplers: samplers must be a list of tables" }, problems(7))
     end)
+
+    it("takes a source and a value function, and names what is missing", function()
+        local def = {
+            name = "p", description = "d", endpoint = "https://example.org/r",
+            schedule = { first = "1h", interval = "1h" }, optout = { default = "on" },
+            disclosure = { on = "on", off = "off" },
+            sources = { { name = "f", kind = "file", path = "/x", description = "d" } },
+            samplers = {
+                { name = "a", source = "f", value = function() return 1 end, every = "1m",
+                  description = "d" },
+                { name = "b", source = "nope", value = function() return 1 end, every = "1m",
+                  description = "d" },
+                { name = "c", source = "f", value = 3, every = "1m", description = "d" },
+                { name = "d", probe = "process.rss", value = function() end, every = "1m",
+                  description = "d" },
+            },
+            fields = { { name = "n", type = "int", description = "d", value = 1 } },
+        }
+        local out = {}
+        definition.check(def, function(path, msg) out[#out + 1] = path .. ": " .. msg end)
+        assert.are.same({ "samplers.b: source must name one of the product's sources",
+                          "samplers.c: value must be a function(ctx) giving a number",
+                          "samplers.d: value goes with source" }, out)
+        -- described as plain data
+        assert.are.same({ name = "a", source = "f", every = 60000, max = 1440,
+                          description = "d" }, definition.describe(def).samplers[1])
+    end)
 end)
