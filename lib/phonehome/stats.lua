@@ -52,4 +52,15 @@ function M.percentile(values, counts, q)
     return at(values, counts, math.max(1, math.ceil(q / 100 * n)))
 end
 
+-- percentiles(values, counts) -> percentile(q): M.percentile of those, q checked (an
+-- error at the caller's caller names what was given).
+function M.percentiles(values, counts)
+    return function(q)
+        if type(q) ~= "number" or q < 0 or q > 100 then
+            error("percentile: expected a number from 0 to 100, got " .. tostring(q), 2)
+        end
+        return M.percentile(values, counts, q)
+    end
+end
+
 return M

@@ -8,17 +8,14 @@ local M = {}
 
 -- Each type a script may declare: the aggregate it is kept as, the StatsD line types it
 -- takes, and what a field reads of it.
+local HISTOGRAM = { kind = "histogram", lines = "ms, h, d",
+                    reads = "count, sum, min, max, mean, median, mode, percentiles" }
 M.TYPES = {
     counter = { kind = "counter", lines = "c",
                 reads = "the sum since the last report delivered (sample rates applied)" },
     gauge = { kind = "gauge", lines = "g",
               reads = "the last value (+/- change it), kept from one report to the next" },
-    timer = { kind = "histogram", lines = "ms, h, d",
-              reads = "count, sum, min, max, mean, median, mode, percentiles" },
-    histogram = { kind = "histogram", lines = "ms, h, d",
-                  reads = "count, sum, min, max, mean, median, mode, percentiles" },
-    distribution = { kind = "histogram", lines = "ms, h, d",
-                     reads = "count, sum, min, max, mean, median, mode, percentiles" },
+    timer = HISTOGRAM, histogram = HISTOGRAM, distribution = HISTOGRAM,
     set = { kind = "set", lines = "s",
             reads = "the count of distinct values (HyperLogLog, within 2%; none is kept)" },
 }

@@ -24,12 +24,7 @@ local function histogram(agg)
         out.min, out.max, out.mean = agg.min, agg.max, agg.sum / agg.count
         out.median, out.mode = s.median, s.mode
     end
-    out.percentile = function(q)
-        if type(q) ~= "number" or q < 0 or q > 100 then
-            error("percentile: expected a number from 0 to 100, got " .. tostring(q), 2)
-        end
-        return stats.percentile(values, counts, q)
-    end
+    out.percentile = stats.percentiles(values, counts)
     return out
 end
 

@@ -35,12 +35,7 @@ function M.view(def, held)
         local sorted, ones = copy(values), {}
         table.sort(sorted)
         for i in ipairs(sorted) do ones[i] = 1 end
-        out.percentile = function(q)
-            if type(q) ~= "number" or q < 0 or q > 100 then
-                error("percentile: expected a number from 0 to 100, got " .. tostring(q), 2)
-            end
-            return stats.percentile(sorted, ones, q)
-        end
+        out.percentile = stats.percentiles(sorted, ones)
         cache[name] = out
         return out
     end })
