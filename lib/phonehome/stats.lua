@@ -19,7 +19,7 @@ end
 -- set.
 function M.summary(samples, counts)
     local pairs_ = {}
-    for i, v in ipairs(samples) do pairs_[i] = { v, counts and counts[i] or 1 } end
+    for i = 1, #samples do pairs_[i] = { samples[i], counts and counts[i] or 1 } end
     if #pairs_ == 0 then return { min = 0, max = 0, mean = 0, median = 0, mode = nil } end
     table.sort(pairs_, function(a, b) return a[1] < b[1] end)
     -- equal values side by side become one

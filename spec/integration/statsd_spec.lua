@@ -249,4 +249,36 @@ describe("StatsD input #integration", function()
               h.slurp(p.dir .. "/err"))
         assert.are.equal(0, json.decode(ep.requests()[1].body).requests)
     end)
+
+    it("counts a counter read from a source since the last report delivered", function()
+        local dir, data, file = h.tmpdir(), h.tmpdir(), h.tmpdir() .. "/total"
+        h.write(dir .. "/c.lua", string.format([[
+return {
+    name = "c", description = "a product whose counter is read from a file",
+    endpoint = "http://127.0.0.1:9/report",
+    schedule = { first = "24h", interval = "24h" },
+    optout = { default = "on" }, disclosure = { on = "on", off = "off" },
+    delivery = { retries = 0, drop_failed = true },
+    sources = { { name = "total", kind = "file", path = %q, description = "the counter" } },
+    fields = { { name = "new", type = "number", description = "d", source = "total",
+                 value = function(ctx)
+                     return ctx.increase("jobs", tonumber(ctx.sources.total))
+                 end } },
+}
+]], file))
+        local ep = h.endpoint("500,200,200,200")
+        later(ep.stop)
+        local function report(total)
+            h.write(file, total .. "\n")
+            once(dir, data, ep.url)
+            return json.decode(ep.requests()[#ep.requests()].body).new
+        end
+        -- the first report fails: the second counts from nothing again
+        assert.are.equal(10, report(10))
+        assert.are.equal(15, report(15))
+        -- delivered: the next counts from 15
+        assert.are.equal(3, report(18))
+        -- the counter went down: it restarted, all of it is new
+        assert.are.equal(4, report(4))
+    end)
 end)

@@ -164,8 +164,8 @@ function Product:build(opts, hooks)
     if not ok then return nil, self:failure(out, problems, at), info end
     if out == nil then return nil, problems, info end
     table.move(warnings, 1, #warnings, #problems + 1, problems)
-    -- on success, at is the build's own account: times and settings
-    info.times, info.settings = at.times, at.settings
+    -- on success, at is the build's own account: times, settings, ctx.increase's values
+    info.times, info.settings, info.marks = at.times, at.settings, at.marks
     return out, problems, info
 end
 
