@@ -8,8 +8,11 @@
 #include <xxhash.h>
 #include "statsd.h"
 
-#define SD_GAMMA 1.02 /* a bucket's upper bound over its lower, once values are bucketed */
-#define SD_KMAX 1500  /* buckets kept each side of 1: 1.02^1500 is about 8e12 */
+#define SD_GAMMA 1.02     /* a bucket's upper bound over its lower, once values are bucketed */
+#define SD_KMAX 1500      /* buckets kept each side of 1: 1.02^1500 is about 8e12 */
+#define SD_MAX_VALUE 1e15 /* of one line: sums of any number of them stay finite */
+#define SD_MIN_RATE 1e-6  /* a sampled line stands for a million at most */
+#define SD_MAX_READ 1e250 /* of a figure read back: a merge of two stays finite */
 
 static const char *const sd_kinds[] = {"counter", "gauge", "histogram", "set"};
 
@@ -325,14 +328,14 @@ static void sd_line(sd_table *t, const char *line, size_t len)
         next = memchr(sec, '|', (size_t)(end - sec));
         size_t slen = (size_t)((next ? next : end) - sec);
         if (slen >= 1 && sec[0] == '@') {
-            if (sd_number(sec + 1, slen - 1, &rate) < 0 || !(rate > 0 && rate <= 1))
+            if (sd_number(sec + 1, slen - 1, &rate) < 0 || !(rate >= SD_MIN_RATE && rate <= 1))
                 return sd_malformed(t, line, len);
         } else if (!(slen >= 1 && sec[0] == '#') && !(slen >= 2 && memcmp(sec, "c:", 2) == 0)
                    && !(slen >= 2 && sec[0] == 'T')) {
             return sd_malformed(t, line, len);
         }
     }
-    if (kind != SD_SET && sd_number(value, vlen, &v) < 0)
+    if (kind != SD_SET && (sd_number(value, vlen, &v) < 0 || fabs(v) > SD_MAX_VALUE))
         return sd_malformed(t, line, len);
     if ((m = sd_find(t, line, nlen)) == NULL)
         return sd_undeclared(t, line, nlen);
@@ -465,7 +468,7 @@ static int sd_read_number(lua_State *L, int idx, const char *key, double *out)
     lua_getfield(L, idx, key);
     *out = lua_tonumberx(L, -1, &ok);
     lua_pop(L, 1);
-    return ok && isfinite(*out) ? 0 : -1;
+    return ok && fabs(*out) <= SD_MAX_READ ? 0 : -1;
 }
 
 /* The aggregate at idx (as sd_push made it, or as the state file kept it) into m, whose
@@ -521,7 +524,7 @@ int sd_read(lua_State *L, int idx, sd_metric *m, const char **err)
             c = lua_tonumberx(L, -1, &okc);
             lua_pop(L, 2);
             *err = "a value or count is not a number";
-            if (!okv || !okc || !isfinite(v) || !(c >= 1 && c < 1e18)) {
+            if (!okv || !okc || !(fabs(v) <= SD_MAX_READ) || !(c >= 1 && c < 1e18)) {
                 lua_pop(L, 3);
                 return -1;
             }

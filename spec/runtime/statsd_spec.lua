@@ -102,7 +102,8 @@ describe("StatsD lines", function()
         local bad = { "req", "req:", "req:1", "req:1|", "req:1|x", "req:abc|c", "req:1|c|@0",
                       "req:1|c|@2", "req:1|c|@x", "req:nan|c", "req:inf|c", "req:1e999|c",
                       "req:0x10|c", ":1|c", "req:1|c|zzz", "g:1|c", "req:1|g",
-                      "req:1|c\0", string.rep("x", 5000) .. ":1|c", "\255\254:1|c" }
+                      "req:1|c\0", "req:1|c|@1e-9", "req:1e16|c", "req:-2e15|ms",
+                      string.rep("x", 5000) .. ":1|c", "\255\254:1|c" }
         l:feed(table.concat(bad, "\n"))
         local aggs, stats = l:drain()
         -- "\255\254" is a name no product declares; "x..." too
