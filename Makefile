@@ -167,6 +167,7 @@ bench: all
 	$(Q)$(LUA) bench/run.lua $(BUILD) 60
 	$(Q)$(LUA) bench/reload.lua $(BUILD) 1000
 	$(Q)$(LUA) bench/sources.lua $(BUILD) 50
+	$(Q)$(LUA) bench/statsd.lua $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/phonehome/scripts \

@@ -9,7 +9,7 @@
 #include "statsd.h"
 
 #define HLL_Q (64 - HLL_P) /* hash bits left after the register's index */
-#define HLL_SPARSE 2048    /* registers set, at most, for the sparse text */
+#define HLL_SPARSE 4096    /* registers set, at most, for the sparse text */
 
 void hll_add(uint8_t *regs, const char *value, size_t len)
 {
@@ -81,14 +81,16 @@ static size_t hll_set(const uint8_t *regs)
     return n;
 }
 
-/* "s" and 5 hex digits per register set (index << 6 | value), or "d" and 2 per register. */
+/* One character per 6 bits, in an alphabet that JSON keeps as it is. */
+static const char hll_chars[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
+
+/* "s" and 4 characters per register set (its index << 6 | its value, 20 bits), or "d"
+ * and one character per register (a value is at most 51). */
 size_t hll_text_len(const uint8_t *regs)
 {
     size_t n = hll_set(regs);
-    return n <= HLL_SPARSE ? 1 + 5 * n : 1 + 2 * (size_t)HLL_M;
+    return n <= HLL_SPARSE ? 1 + 4 * n : 1 + (size_t)HLL_M;
 }
-
-static const char hll_hex[] = "0123456789abcdef";
 
 void hll_text(const uint8_t *regs, char *out)
 {
@@ -101,22 +103,20 @@ void hll_text(const uint8_t *regs, char *out)
             if (regs[i] == 0)
                 continue;
             v = i << 6 | regs[i];
-            for (d = 4; d >= 0; d--)
-                *out++ = hll_hex[(v >> (4 * d)) & 15];
+            for (d = 3; d >= 0; d--)
+                *out++ = hll_chars[(v >> (6 * d)) & 63];
         }
         return;
     }
     *out++ = 'd';
-    for (i = 0; i < HLL_M; i++) {
-        *out++ = hll_hex[regs[i] >> 4];
-        *out++ = hll_hex[regs[i] & 15];
-    }
+    for (i = 0; i < HLL_M; i++)
+        *out++ = hll_chars[regs[i]];
 }
 
 static int hll_digit(char c)
 {
-    const char *p = c ? strchr(hll_hex, c) : NULL;
-    return p ? (int)(p - hll_hex) : -1;
+    const char *p = c ? strchr(hll_chars, c) : NULL;
+    return p ? (int)(p - hll_chars) : -1;
 }
 
 static int hll_read(const char *s, int digits, uint32_t *out)
@@ -126,7 +126,7 @@ static int hll_read(const char *s, int digits, uint32_t *out)
     for (i = 0; i < digits; i++) {
         if ((d = hll_digit(s[i])) < 0)
             return -1;
-        *out = *out << 4 | (uint32_t)d;
+        *out = *out << 6 | (uint32_t)d;
     }
     return 0;
 }
@@ -137,17 +137,18 @@ int hll_from_text(uint8_t *regs, const char *text, size_t len)
     uint32_t v;
 
     memset(regs, 0, HLL_M);
-    if (len >= 1 && text[0] == 's' && (len - 1) % 5 == 0 && (len - 1) / 5 <= HLL_SPARSE) {
-        for (i = 1; i < len; i += 5) {
-            if (hll_read(text + i, 5, &v) < 0 || (v & 63) == 0 || (v & 63) > HLL_Q + 1)
+    if (len >= 1 && text[0] == 's' && (len - 1) % 4 == 0 && (len - 1) / 4 <= HLL_SPARSE) {
+        for (i = 1; i < len; i += 4) {
+            if (hll_read(text + i, 4, &v) < 0 || (v >> 6) >= HLL_M || (v & 63) == 0
+                || (v & 63) > HLL_Q + 1)
                 return -1;
             regs[v >> 6] = (uint8_t)(v & 63);
         }
         return 0;
     }
-    if (len == 1 + 2 * (size_t)HLL_M && text[0] == 'd') {
+    if (len == 1 + (size_t)HLL_M && text[0] == 'd') {
         for (i = 0; i < HLL_M; i++) {
-            if (hll_read(text + 1 + 2 * i, 2, &v) < 0 || v > HLL_Q + 1)
+            if (hll_read(text + 1 + i, 1, &v) < 0 || v > HLL_Q + 1)
                 return -1;
             regs[i] = (uint8_t)v;
         }

@@ -14,7 +14,7 @@
 void hll_add(uint8_t *regs, const char *value, size_t len);
 void hll_merge(uint8_t *into, const uint8_t *from);
 double hll_count(const uint8_t *regs);
-/* As text for the state file (hex, sparse while few registers are set); the text's
+/* As text for the state file (6 bits a character, sparse while few registers are set); its
  * length is returned. From text: 0, or -1 when it is not one hll_text wrote. */
 size_t hll_text_len(const uint8_t *regs);
 void hll_text(const uint8_t *regs, char *out);

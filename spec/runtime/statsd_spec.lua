@@ -206,7 +206,7 @@ describe("core.statsd_merge", function()
               raised(core.statsd_merge, { kind = "set", lines = 1, hll = "s1" },
                      { kind = "set", lines = 1 }))
         h.has("bad aggregate #1: bad hll",
-              raised(core.statsd_merge, { kind = "set", lines = 1, hll = "sfffff" },
+              raised(core.statsd_merge, { kind = "set", lines = 1, hll = "s____" },
                      { kind = "set", lines = 1 }))
         h.has("values and counts",
               raised(core.statsd_merge, { kind = "histogram", lines = 1, count = 1, sum = 1,
