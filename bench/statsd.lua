@@ -52,8 +52,8 @@ return {
 ]])
     local port = free_port()
     local pid = tonumber(sh("taskset -c 1 " .. bin .. " run --scripts " .. dir .. " --data-dir "
-        .. data .. " --time-scale " .. (scale or 600) .. " --statsd 127.0.0.1:" .. port .. " >/dev/null 2>"
-        .. data .. "/log & echo $!"))
+        .. data .. " --time-scale " .. (scale or 600) .. " --statsd 127.0.0.1:" .. port
+        .. " >/dev/null 2>" .. data .. "/log & echo $!"))
     started[#started + 1] = pid
     util.wait_for(data .. "/log", "StatsD input listening")
     return pid, data, "127.0.0.1:" .. port
