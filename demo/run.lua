@@ -78,8 +78,12 @@ local step, timer = 0, nil
 local function tick()
     step = step + 1
     for _, p in ipairs(started) do
+        local t0 = core.monotonic()
         local done, why = pcall(p.change, step)
         if not done then say(p.name, ": no change: ", tostring(why)) end
+        -- a signal waits for the step under way: a slow one says so
+        local took = core.monotonic() - t0
+        if took > 2 then say(p.name, ": step ", step, " took ", string.format("%.1f s", took)) end
     end
     h.write(dir .. "/step", step .. "\n")
 end
